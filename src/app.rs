@@ -1,0 +1,142 @@
+//! Builds the service from its configuration, runs the HTTP server and the
+//! workers, and stops them in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+use crate::jobs::{spawn_workers, JobSettings};
+use crate::lms::LmsClient;
+use crate::store::{IntakePolicy, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunMode {
+    pub http: bool,
+    pub workers: bool,
+}
+
+pub struct App {
+    config: Arc<Config>,
+    store: Store,
+    listener: Option<TcpListener>,
+    mode: RunMode,
+}
+
+impl App {
+    /// Connects and migrates the database and binds the listen address (port 0
+    /// picks a free port: see `address`).
+    pub async fn build(config: Config, mode: RunMode) -> Result<App, AppError> {
+        let store = Store::connect(&config.database_url).await?;
+        let listener = if mode.http {
+            let address = config.listen;
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| AppError::Listen { address, source })?;
+            Some(listener)
+        } else {
+            None
+        };
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            listener,
+            mode,
+        })
+    }
+
+    /// The bound address, when serving HTTP.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs until `shutdown` completes: then stops accepting, finishes the
+    /// requests in flight, lets workers finish their claims, and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let stop = CancellationToken::new();
+        let mut workers = if self.mode.workers {
+            let lms = Arc::new(LmsClient::new(&self.config.lms));
+            let settings = JobSettings::from_config(&self.config);
+            spawn_workers(
+                self.config.workers,
+                self.store.clone(),
+                lms,
+                settings,
+                stop.clone(),
+            )
+        } else {
+            tokio::task::JoinSet::new()
+        };
+        let address = self.address();
+        let server = self.listener.map(|listener| {
+            let state = AppState {
+                config: self.config.clone(),
+                store: self.store.clone(),
+                intake_policy: IntakePolicy {
+                    require_payment: self.config.require_payment,
+                    unenroll_on_cancel: self.config.unenroll_on_cancel,
+                },
+            };
+            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+            let stopped = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped.cancelled_owned())
+                    .await
+            })
+        });
+        match address {
+            Some(address) => info!(%address, workers = workers.len(), "edx-webhooks running"),
+            None => info!(workers = workers.len(), "edx-webhooks workers running"),
+        }
+        shutdown.await;
+        info!("stopping: no new requests; finishing what is in flight");
+        stop.cancel();
+
+        // Bounded: a worker finishes its LMS call (within the LMS timeout) or
+        // its lease runs out and another process takes the work over.
+        let grace = self.config.lms.timeout + Duration::from_secs(5);
+        let drained = async {
+            if let Some(server) = server {
+                match server.await {
+                    Ok(Err(e)) => warn!(error = %e, "server stopped with an error"),
+                    Err(e) => warn!(error = %e, "server task failed"),
+                    Ok(Ok(())) => {}
+                }
+            }
+            while workers.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            warn!("gave up waiting for work in flight; leases will hand it to another worker");
+        }
+        info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,322 @@
+//! The TOML config file: flat keys named like the settings (`listen`,
+//! `retry_delay`, ...) plus `[[shopify]]` and `[[woocommerce]]` tables for
+//! several shops. Unknown keys are errors, to catch typos.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use super::error::{shown, REDACTED};
+use super::settings::{Setting, ShopTable, FILE_SETTINGS, SHOPIFY_TABLE, WOOCOMMERCE_TABLE};
+use super::sources::Origin;
+use super::ConfigError;
+
+pub(super) struct FileLayer {
+    pub path: PathBuf,
+    /// Setting key → text (TOML numbers and booleans written as text).
+    pub values: HashMap<&'static str, String>,
+    pub shopify: Vec<FileShop>,
+    pub woocommerce: Vec<FileShop>,
+}
+
+impl FileLayer {
+    pub fn shops(&self, table: &ShopTable) -> &[FileShop] {
+        if table.name == SHOPIFY_TABLE.name {
+            &self.shopify
+        } else {
+            &self.woocommerce
+        }
+    }
+}
+
+/// One `[[shopify]]` / `[[woocommerce]]` entry, not yet validated.
+pub(super) struct FileShop {
+    /// 1-based position among its platform's entries, for messages.
+    pub number: usize,
+    /// The shop's domain (Shopify) or source URL (WooCommerce).
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+pub(super) fn read(path: &Path) -> Result<FileLayer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+        what: "config file",
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+fn parse(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
+    // `message()`, not `Display`: the latter quotes the line, which may hold a secret.
+    let table: Table = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map(|before| before.matches('\n').count() + 1);
+        ConfigError::Malformed {
+            file: match line {
+                Some(line) => format!("config file {}, line {line}", path.display()),
+                None => format!("config file {}", path.display()),
+            },
+            message: e.message().trim().replace('\n', "; "),
+        }
+    })?;
+    let mut layer = FileLayer {
+        path: path.to_owned(),
+        values: HashMap::new(),
+        shopify: Vec::new(),
+        woocommerce: Vec::new(),
+    };
+    for (key, value) in table {
+        if key == SHOPIFY_TABLE.name {
+            layer.shopify = shops(path, &SHOPIFY_TABLE, value)?;
+        } else if key == WOOCOMMERCE_TABLE.name {
+            layer.woocommerce = shops(path, &WOOCOMMERCE_TABLE, value)?;
+        } else {
+            let Some((setting, known)) = FILE_SETTINGS
+                .iter()
+                .find_map(|s| Some((*s, s.key.filter(|k| *k == key)?)))
+            else {
+                return Err(unknown_key(path, &key, &known_keys()));
+            };
+            if let Some(text) = scalar(path, setting, known, value)? {
+                layer.values.insert(known, text);
+            }
+        }
+    }
+    Ok(layer)
+}
+
+/// A value as text; `None` for an empty string, which is not set.
+fn scalar(
+    path: &Path,
+    setting: &Setting,
+    key: &str,
+    value: Value,
+) -> Result<Option<String>, ConfigError> {
+    let text = match value {
+        Value::String(text) => text,
+        Value::Integer(number) => number.to_string(),
+        Value::Boolean(flag) => flag.to_string(),
+        Value::Array(items) if setting.list && items.iter().all(Value::is_str) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        other => {
+            return Err(ConfigError::Invalid {
+                setting: setting.env.to_owned(),
+                value: shown(&other.to_string(), setting.secret),
+                origin: Origin::File(path.to_owned()).describe(key),
+                reason: if setting.list {
+                    "expected a string or a list of strings".into()
+                } else {
+                    "expected a string, a whole number or true/false".into()
+                },
+            })
+        }
+    };
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+fn shops(path: &Path, table: &ShopTable, value: Value) -> Result<Vec<FileShop>, ConfigError> {
+    let entries = match value {
+        Value::Array(entries) => entries,
+        // A lone `[shopify]` table is read as one shop.
+        Value::Table(entry) => vec![Value::Table(entry)],
+        _ => {
+            return Err(ConfigError::Inconsistent(format!(
+                "config file {}: `{}` must be tables written [[{}]]",
+                path.display(),
+                table.name,
+                table.name
+            )))
+        }
+    };
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| shop(path, table, index + 1, entry))
+        .collect()
+}
+
+fn shop(
+    path: &Path,
+    table: &ShopTable,
+    number: usize,
+    entry: Value,
+) -> Result<FileShop, ConfigError> {
+    let where_ = || {
+        format!(
+            "config file {}: [[{}]] #{number}",
+            path.display(),
+            table.name
+        )
+    };
+    let Value::Table(fields) = entry else {
+        return Err(ConfigError::Inconsistent(format!(
+            "{} is not a table",
+            where_()
+        )));
+    };
+    let (mut id, mut secret) = (None, None);
+    for (key, value) in fields {
+        let field = if key == table.id {
+            &mut id
+        } else if key == table.secret {
+            &mut secret
+        } else {
+            let known = format!("{}, {}", table.id, table.secret);
+            return Err(unknown_key(path, &format!("{}.{key}", table.name), &known));
+        };
+        let Value::String(text) = value else {
+            return Err(ConfigError::Invalid {
+                setting: format!("[[{}]] {key}", table.name),
+                value: if key == table.secret {
+                    REDACTED.to_owned()
+                } else {
+                    value.to_string()
+                },
+                origin: format!("shop #{number} in config file {}", path.display()),
+                reason: "expected a string".into(),
+            });
+        };
+        let text = text.trim();
+        if !text.is_empty() {
+            *field = Some(text.to_owned());
+        }
+    }
+    let id =
+        id.ok_or_else(|| ConfigError::Inconsistent(format!("{} has no {}", where_(), table.id)))?;
+    Ok(FileShop { number, id, secret })
+}
+
+fn known_keys() -> String {
+    let flat = FILE_SETTINGS.iter().filter_map(|s| s.key);
+    let tables = [SHOPIFY_TABLE.name, WOOCOMMERCE_TABLE.name].map(|name| format!("[[{name}]]"));
+    flat.map(str::to_owned)
+        .chain(tables)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn unknown_key(path: &Path, key: &str, known: &str) -> ConfigError {
+    ConfigError::UnknownKey {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        known: known.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Result<FileLayer, ConfigError> {
+        parse(Path::new("edx-webhooks.toml"), text)
+    }
+
+    /// `FileLayer` has no `Debug` (it holds secrets), so no `unwrap_err`.
+    fn refused(text: &str) -> ConfigError {
+        match parsed(text) {
+            Ok(_) => panic!("should be refused: {text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn flat_keys_accept_strings_numbers_booleans_and_proxy_lists() {
+        let layer = parsed(
+            r#"
+            listen = "0.0.0.0:8090"
+            require_payment = true
+            max_attempts = 5
+            sku_prefix = ""
+            trusted_proxies = ["10.0.0.1", "fd00::/8"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(layer.values["listen"], "0.0.0.0:8090");
+        assert_eq!(layer.values["require_payment"], "true");
+        assert_eq!(layer.values["max_attempts"], "5");
+        assert_eq!(layer.values["trusted_proxies"], "10.0.0.1,fd00::/8");
+        assert!(!layer.values.contains_key("sku_prefix"), "empty is not set");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = refused("retry_dealy = \"1m\"");
+        assert!(matches!(&err, ConfigError::UnknownKey { key, .. } if key == "retry_dealy"));
+        assert!(
+            err.to_string().contains("retry_delay"),
+            "lists the known keys: {err}"
+        );
+        let err = refused("[[shopify]]\nshop_domain = \"a\"\napikey = \"s3cret\"");
+        assert!(err.to_string().contains("shopify.apikey"), "{err}");
+        // Env-only names are not file keys.
+        assert!(parsed("EDX_WEBHOOKS_LISTEN = \"x\"").is_err());
+        assert!(parsed("shopify_shop_domain = \"x\"").is_err());
+    }
+
+    #[test]
+    fn wrong_types_are_refused_without_showing_secrets() {
+        let err = refused("workers = 1.5").to_string();
+        assert!(
+            err.contains("EDX_WEBHOOKS_WORKERS") && err.contains("1.5"),
+            "{err}"
+        );
+        let err = refused("oauth2_client_secret = [\"s3cret\"]").to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = refused("[[shopify]]\nshop_domain = \"a\"\napi_key = 12345").to_string();
+        assert!(!err.contains("12345"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line_not_its_text() {
+        let err = refused("listen = \"0.0.0.0:1\"\noauth2_client_secret = \"s3cret\n");
+        let text = err.to_string();
+        assert!(text.contains("line 2"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn shops_per_platform() {
+        let layer = parsed(
+            r#"
+            [[shopify]]
+            shop_domain = "a.myshopify.com"
+            api_key = "k1"
+            [[shopify]]
+            shop_domain = "b.myshopify.com"
+            [[woocommerce]]
+            source = "https://shop.example.com/"
+            secret = ""
+            "#,
+        )
+        .unwrap();
+        let shopify: Vec<_> = layer
+            .shopify
+            .iter()
+            .map(|s| (s.number, s.id.as_str(), s.secret.as_deref()))
+            .collect();
+        assert_eq!(
+            shopify,
+            [
+                (1, "a.myshopify.com", Some("k1")),
+                (2, "b.myshopify.com", None)
+            ]
+        );
+        assert_eq!(
+            layer.woocommerce[0].secret, None,
+            "an empty secret is no secret"
+        );
+        let err = refused("[[shopify]]\napi_key = \"k\"").to_string();
+        assert!(
+            err.contains("has no shop_domain") && !err.contains("\"k\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! `Config::load`: every setting of SPEC §2 read from its strongest layer,
+//! parsed, then checked against the others.
+
+use super::error::shown;
+use super::settings::*;
+use super::sources::{Layers, Sources};
+use super::values::{self, DatabaseParts, Parsed};
+use super::{Config, ConfigError, Secret, ShopifyShop, WooCommerceShop};
+
+impl Config {
+    /// Defaults < config file < `.env` < environment < command line.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let layers = Layers::read(sources)?;
+        let mut config = Config::defaults();
+
+        layers.apply(&LISTEN, values::listen, &mut config.listen)?;
+        if let Some(url) = database_url(&layers)? {
+            config.database_url = url;
+        }
+
+        let lms = &mut config.lms;
+        layers.apply(&LMS_BASE_URL, values::lms_base_url, &mut lms.base_url)?;
+        layers.apply(
+            &OAUTH2_CLIENT_ID,
+            |v| Ok(Some(v.to_owned())),
+            &mut lms.client_id,
+        )?;
+        layers.apply(&OAUTH2_CLIENT_SECRET, secret, &mut lms.client_secret)?;
+        layers.apply(&SKU_PREFIX, |v| Ok(v.to_owned()), &mut lms.sku_prefix)?;
+        layers.apply(&AUTO_ENROLL, values::boolean, &mut lms.auto_enroll)?;
+        layers.apply(
+            &SEND_ENROLLMENT_EMAIL,
+            values::boolean,
+            &mut lms.email_students,
+        )?;
+        layers.apply(&LMS_TIMEOUT, values::duration, &mut lms.timeout)?;
+        layers.apply(
+            &LMS_RATE_LIMIT,
+            |v| values::count(v, 1, u64::MAX),
+            &mut lms.rate_limit,
+        )?;
+        layers.apply(
+            &BATCH_SIZE,
+            |v| values::count(v, 1, 1000),
+            &mut lms.batch_size,
+        )?;
+
+        config.shopify = shops(&layers, &SHOPIFY)?
+            .into_iter()
+            .map(|(domain, api_key)| ShopifyShop { domain, api_key })
+            .collect();
+        config.woocommerce = shops(&layers, &WOOCOMMERCE)?
+            .into_iter()
+            .map(|(source, secret)| WooCommerceShop { source, secret })
+            .collect();
+        layers.apply(
+            &REQUIRE_PAYMENT,
+            values::boolean,
+            &mut config.require_payment,
+        )?;
+
+        let retry = &mut config.retry;
+        layers.apply(&RETRY_DELAY, values::duration, &mut retry.first_delay)?;
+        layers.apply(&RETRY_MAX_DELAY, values::duration, &mut retry.max_delay)?;
+        layers.apply(
+            &MAX_ATTEMPTS,
+            |v| values::count(v, 1, u64::MAX),
+            &mut retry.max_attempts,
+        )?;
+
+        layers.apply(
+            &WORKERS,
+            |v| values::count(v, 1, u64::MAX),
+            &mut config.workers,
+        )?;
+        let max_body = |v: &str| {
+            values::size(v).and_then(|n| usize::try_from(n).map_err(|_| "too large".into()))
+        };
+        layers.apply(&MAX_BODY, max_body, &mut config.max_body)?;
+        layers.apply(
+            &TRUSTED_PROXIES,
+            values::trusted_proxies,
+            &mut config.trusted_proxies,
+        )?;
+        layers.apply(&ADMIN_PASSWORD, secret, &mut config.admin_password)?;
+        let hash = |v: &str| values::admin_password_hash(v).and_then(|()| secret(v));
+        layers.apply(&ADMIN_PASSWORD_HASH, hash, &mut config.admin_password_hash)?;
+        layers.apply(
+            &UNENROLL_ON_CANCEL,
+            values::boolean,
+            &mut config.unenroll_on_cancel,
+        )?;
+        layers.apply(&LOG_FORMAT, values::log_format, &mut config.log_format)?;
+        layers.apply(
+            &LOG_LEVEL,
+            |v| values::log_filter(v).map(Some),
+            &mut config.log_filter,
+        )?;
+
+        check_together(&config)?;
+        Ok(config)
+    }
+}
+
+fn secret(text: &str) -> Parsed<Option<Secret>> {
+    Ok(Some(Secret::new(text)))
+}
+
+fn check_together(config: &Config) -> Result<(), ConfigError> {
+    let retry = &config.retry;
+    if retry.max_delay < retry.first_delay {
+        return Err(ConfigError::Inconsistent(format!(
+            "{} ({}) must not be shorter than {} ({})",
+            RETRY_MAX_DELAY.env,
+            humantime::format_duration(retry.max_delay),
+            RETRY_DELAY.env,
+            humantime::format_duration(retry.first_delay),
+        )));
+    }
+    if config.admin_password.is_some() && config.admin_password_hash.is_some() {
+        return Err(ConfigError::Inconsistent(format!(
+            "set {} or {}, not both",
+            ADMIN_PASSWORD.env, ADMIN_PASSWORD_HASH.env
+        )));
+    }
+    Ok(())
+}
+
+/// Ours, the Django app's `DJANGO_DATABASE_URL`, or Tutor's `DB_MIGRATION_*`
+/// parts, in that order within a layer.
+fn database_url(layers: &Layers) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = layers.get(&DATABASE_URL) else {
+        return Ok(None);
+    };
+    let url = if raw.name == DJANGO_DATABASE_URL {
+        raw.parse(&DATABASE_URL, values::django_database_url)?
+    } else if raw.name.starts_with(DB_MIGRATION_PREFIX) {
+        tutor_database_url(layers)?
+    } else {
+        raw.parse(&DATABASE_URL, values::database_url)?
+    };
+    Ok(Some(url))
+}
+
+fn tutor_database_url(layers: &Layers) -> Result<String, ConfigError> {
+    let Some(engine) = layers.get(&DB_MIGRATION_ENGINE) else {
+        return Err(ConfigError::Inconsistent(format!(
+            "DB_MIGRATION_* settings are set but {} is not (e.g. django.db.backends.mysql); \
+             set it, or set {} instead",
+            DB_MIGRATION_ENGINE.env, DATABASE_URL.env
+        )));
+    };
+    let engine = engine.parse(&DB_MIGRATION_ENGINE, values::django_engine)?;
+    let Some(name) = layers.get(&DB_MIGRATION_NAME) else {
+        return Err(ConfigError::Inconsistent(format!(
+            "{} is set but {} (the database's name) is not",
+            DB_MIGRATION_ENGINE.env, DB_MIGRATION_NAME.env
+        )));
+    };
+    let port = match layers.get(&DB_MIGRATION_PORT) {
+        Some(raw) => Some(raw.parse(&DB_MIGRATION_PORT, values::port)?),
+        None => None,
+    };
+    let text = |setting: &Setting| layers.get(setting).map(|raw| raw.value);
+    let (user, password, host) = (
+        text(&DB_MIGRATION_USER),
+        text(&DB_MIGRATION_PASS),
+        text(&DB_MIGRATION_HOST),
+    );
+    let url = DatabaseParts {
+        engine,
+        name: &name.value,
+        user: user.as_deref(),
+        password: password.as_deref(),
+        host: host.as_deref(),
+        port,
+    }
+    .url();
+    // The parts are percent-encoded, so the reason cannot quote the password.
+    values::database_url(&url).map_err(|reason| {
+        ConfigError::Inconsistent(format!(
+            "DB_MIGRATION_* do not make a valid database URL: {reason}"
+        ))
+    })
+}
+
+/// How one platform's shops are configured.
+struct Platform {
+    table: ShopTable,
+    id: Setting,
+    secret: Setting,
+    parse_id: fn(&str) -> Parsed<String>,
+    same: fn(&str, &str) -> bool,
+}
+
+const SHOPIFY: Platform = Platform {
+    table: SHOPIFY_TABLE,
+    id: SHOPIFY_SHOP_DOMAIN,
+    secret: SHOPIFY_API_KEY,
+    parse_id: values::shop_domain,
+    same: |a, b| a == b,
+};
+
+const WOOCOMMERCE: Platform = Platform {
+    table: WOOCOMMERCE_TABLE,
+    id: WOOCOMMERCE_SOURCE,
+    secret: WOOCOMMERCE_SECRET,
+    parse_id: values::woocommerce_source,
+    same: values::same_source,
+};
+
+/// The file's shops, plus the one of the environment-style settings, which
+/// replaces the file's entry for the same shop (keeping its secret if it
+/// brings none). A shop without a secret is kept: it is off, not forgotten.
+fn shops(
+    layers: &Layers,
+    platform: &Platform,
+) -> Result<Vec<(String, Option<Secret>)>, ConfigError> {
+    let mut shops: Vec<(String, Option<Secret>)> = Vec::new();
+    if let Some(file) = layers.file() {
+        for entry in file.shops(&platform.table) {
+            let id = (platform.parse_id)(&entry.id).map_err(|reason| ConfigError::Invalid {
+                setting: format!("[[{}]] {}", platform.table.name, platform.table.id),
+                value: shown(&entry.id, false),
+                origin: format!(
+                    "shop #{} in config file {}",
+                    entry.number,
+                    file.path.display()
+                ),
+                reason,
+            })?;
+            if shops.iter().any(|(known, _)| (platform.same)(known, &id)) {
+                return Err(ConfigError::Inconsistent(format!(
+                    "config file {}: [[{}]] {id} is configured twice",
+                    file.path.display(),
+                    platform.table.name
+                )));
+            }
+            shops.push((id, entry.secret.clone().map(Secret::new)));
+        }
+    }
+    match (layers.get(&platform.id), layers.get(&platform.secret)) {
+        (None, None) => {}
+        (None, Some(secret)) => {
+            return Err(ConfigError::Inconsistent(format!(
+                "{} is set but {} is not: say which shop the secret belongs to \
+                 (or configure shops in [[{}]] tables of the config file)",
+                secret.describe(),
+                platform.id.env,
+                platform.table.name
+            )));
+        }
+        (Some(raw), secret) => {
+            let id = raw.parse(&platform.id, platform.parse_id)?;
+            let secret = secret.map(|raw| Secret::new(raw.value));
+            match shops
+                .iter_mut()
+                .find(|(known, _)| (platform.same)(known, &id))
+            {
+                Some(shop) => {
+                    shop.0 = id;
+                    if secret.is_some() {
+                        shop.1 = secret;
+                    }
+                }
+                None => shops.push((id, secret)),
+            }
+        }
+    }
+    Ok(shops)
+}

@@ -1,0 +1,585 @@
+//! Parsers for one setting's text: each returns the value, or why the text is
+//! wrong (the caller adds the setting's name and the value).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use url::Url;
+
+pub(super) type Parsed<T> = Result<T, String>;
+
+pub(super) fn boolean(text: &str) -> Parsed<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true/false, yes/no or 1/0".into()),
+    }
+}
+
+/// `200ms`, `3m`, `1h`, `30d`; a bare number is refused rather than guessed.
+pub(super) fn duration(text: &str) -> Parsed<Duration> {
+    if text.chars().any(|c| c.is_ascii_digit())
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        return Err(format!(
+            "a duration needs a unit: write {text}s for seconds (durations look like 200ms, 3m, 1h, 30d)"
+        ));
+    }
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("expected a duration like 200ms, 3m, 1h or 30d ({e})"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+/// Bytes: `1048576`, `512KiB`, `5MiB`, `1GiB` (binary) or `1kB`, `1MB`, `1GB` (decimal).
+pub(super) fn size(text: &str) -> Parsed<u64> {
+    const EXPECTED: &str = "expected a size like 1048576, 512KiB, 5MiB or 1MB";
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(EXPECTED.into()),
+    };
+    let number: u64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
+    match number.checked_mul(scale) {
+        Some(0) => Err("must be at least 1 byte".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err("too large".into()),
+    }
+}
+
+/// A whole number in `min..=max`.
+pub(super) fn count<T: TryFrom<u64>>(text: &str, min: u64, max: u64) -> Parsed<T> {
+    let expected = || {
+        if max == u64::MAX {
+            format!("expected a whole number of at least {min}")
+        } else {
+            format!("expected a whole number from {min} to {max}")
+        }
+    };
+    let number: u64 = text.parse().map_err(|_| expected())?;
+    if !(min..=max).contains(&number) {
+        return Err(expected());
+    }
+    T::try_from(number).map_err(|_| "too large".into())
+}
+
+pub(super) fn listen(text: &str) -> Parsed<SocketAddr> {
+    text.parse()
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:8090, 0.0.0.0:8090 or [::]:8090".into())
+}
+
+/// An http(s) URL whose path ends with `/`, so `base_url.join("api/...")`
+/// keeps any path prefix the LMS is served under.
+pub(super) fn lms_base_url(text: &str) -> Parsed<Url> {
+    const EXPECTED: &str =
+        "expected the LMS's http:// or https:// URL, e.g. https://lms.example.com";
+    let mut url = Url::parse(text).map_err(|_| EXPECTED.to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().map_or(true, str::is_empty) {
+        return Err(EXPECTED.into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query (?...) or fragment (#...)".into());
+    }
+    // The client authenticates with OAuth2; credentials here would also print in `Debug`.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".into());
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Our own form: `sqlite:PATH`, `postgres://...`, `postgresql://...` (stored
+/// as `postgres://`) or `mysql://...`.
+pub(super) fn database_url(text: &str) -> Parsed<String> {
+    if let Some(path) = strip_prefix_ignore_case(text, "sqlite:") {
+        if path.trim_start_matches('/').is_empty() {
+            return Err("sqlite needs a file, e.g. sqlite://edx-webhooks.sqlite3".into());
+        }
+        return Ok(format!("sqlite:{path}"));
+    }
+    let (scheme, rest) = if let Some(rest) = strip_prefix_ignore_case(text, "postgres://")
+        .or_else(|| strip_prefix_ignore_case(text, "postgresql://"))
+    {
+        ("postgres", rest)
+    } else if let Some(rest) = strip_prefix_ignore_case(text, "mysql://") {
+        ("mysql", rest)
+    } else {
+        return Err("must start with sqlite:, postgres://, postgresql:// or mysql://".into());
+    };
+    let url = format!("{scheme}://{rest}");
+    let parsed = Url::parse(&url).map_err(|e| format!("not a valid URL ({e})"))?;
+    if parsed.host_str().map_or(true, str::is_empty) {
+        return Err(format!(
+            "needs a host: {scheme}://USER:PASSWORD@HOST:PORT/DATABASE"
+        ));
+    }
+    Ok(url)
+}
+
+/// The Django app's `DJANGO_DATABASE_URL` (dj-database-url): `sqlite:///rel.db`
+/// and `sqlite:////abs.db` have one slash more than ours.
+pub(super) fn django_database_url(text: &str) -> Parsed<String> {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err("expected a URL like mysql://USER:PASSWORD@HOST:PORT/NAME".into());
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" if rest.is_empty() || rest == ":memory:" => Ok("sqlite::memory:".into()),
+        "sqlite" => database_url(&format!(
+            "sqlite://{}",
+            rest.strip_prefix('/').unwrap_or(rest)
+        )),
+        "postgres" | "postgresql" | "pgsql" | "postgis" => {
+            database_url(&format!("postgres://{rest}"))
+        }
+        "mysql" | "mysql2" | "mysqlgis" => database_url(&format!("mysql://{rest}")),
+        _ => Err("unsupported database: use sqlite, postgres or mysql".into()),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Engine {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+/// A Django `ENGINE` such as `django.db.backends.mysql`.
+pub(super) fn django_engine(text: &str) -> Parsed<Engine> {
+    let backend = text.rsplit('.').next().unwrap_or(text);
+    match backend.to_ascii_lowercase().as_str() {
+        "mysql" => Ok(Engine::Mysql),
+        "postgresql" | "postgresql_psycopg2" | "postgis" | "postgres" => Ok(Engine::Postgres),
+        "sqlite3" | "sqlite" => Ok(Engine::Sqlite),
+        _ => Err("expected django.db.backends.mysql, .postgresql or .sqlite3".into()),
+    }
+}
+
+pub(super) fn port(text: &str) -> Parsed<u16> {
+    match text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err("expected a port number from 1 to 65535".into()),
+    }
+}
+
+/// RFC 3986 unreserved characters stay; everything else in a user name,
+/// password or database name is percent-encoded.
+const URL_PART: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The URL of Tutor's `DB_MIGRATION_*` parts (Django's `DATABASES` fields).
+pub(super) struct DatabaseParts<'a> {
+    pub engine: Engine,
+    pub name: &'a str,
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub port: Option<u16>,
+}
+
+impl DatabaseParts<'_> {
+    pub fn url(&self) -> String {
+        let scheme = match self.engine {
+            Engine::Sqlite => return format!("sqlite://{}", self.name),
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        };
+        let mut url = format!("{scheme}://");
+        if self.user.is_some() || self.password.is_some() {
+            url.extend(utf8_percent_encode(self.user.unwrap_or(""), URL_PART));
+            if let Some(password) = self.password {
+                url.push(':');
+                url.extend(utf8_percent_encode(password, URL_PART));
+            }
+            url.push('@');
+        }
+        match self.host.unwrap_or("localhost") {
+            host if host.contains(':') && !host.starts_with('[') => url += &format!("[{host}]"),
+            host => url += host,
+        }
+        if let Some(port) = self.port {
+            url += &format!(":{port}");
+        }
+        url.push('/');
+        url.extend(utf8_percent_encode(self.name, URL_PART));
+        url
+    }
+}
+
+/// Comma-separated IPs or CIDR ranges; a bare IP is one address (/32, /128).
+pub(super) fn trusted_proxies(text: &str) -> Parsed<Vec<IpNet>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is not an IP address or CIDR range (e.g. 10.0.0.1, 10.0.0.0/8, ::1)")
+                })
+        })
+        .collect()
+}
+
+pub(super) fn log_format(text: &str) -> Parsed<super::LogFormat> {
+    match text.to_ascii_lowercase().as_str() {
+        "text" => Ok(super::LogFormat::Text),
+        "json" => Ok(super::LogFormat::Json),
+        _ => Err("expected text or json".into()),
+    }
+}
+
+/// A Python logging level (`DEBUG`, `INFO`, `WARNING`, ...) becomes its
+/// `tracing` level; anything else must be a valid `RUST_LOG` filter.
+pub(super) fn log_filter(text: &str) -> Parsed<String> {
+    let level = match text.to_ascii_lowercase().as_str() {
+        "notset" | "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warning" | "warn" => "warn",
+        "error" | "critical" | "fatal" => "error",
+        "off" => "off",
+        _ => {
+            tracing_subscriber::EnvFilter::try_new(text).map_err(|e| {
+                format!("expected a level (debug, info, warn, error) or a RUST_LOG filter ({e})")
+            })?;
+            return Ok(text.to_owned());
+        }
+    };
+    Ok(level.to_owned())
+}
+
+/// An argon2 PHC string; the value is a secret, so the reason never quotes it.
+pub(super) fn admin_password_hash(text: &str) -> Parsed<()> {
+    if text.starts_with("$argon2") {
+        Ok(())
+    } else {
+        Err("expected an argon2 hash such as $argon2id$v=19$m=19456,t=2,p=1$...".into())
+    }
+}
+
+/// A Shopify shop's domain, lowercased; `https://` and a trailing `/` are
+/// forgiven because operators copy the shop's address from the browser.
+pub(super) fn shop_domain(text: &str) -> Parsed<String> {
+    let lower = text.to_ascii_lowercase();
+    let domain = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .unwrap_or(&lower)
+        .trim_end_matches('/');
+    let bad = |c: char| c.is_whitespace() || matches!(c, '/' | '@' | '?' | '#');
+    if domain.is_empty() || domain.contains(bad) {
+        return Err("expected the shop's domain, e.g. my-shop.myshopify.com".into());
+    }
+    Ok(domain.to_owned())
+}
+
+/// A WooCommerce shop's home URL, kept as written (matching ignores a trailing `/`).
+pub(super) fn woocommerce_source(text: &str) -> Parsed<String> {
+    const EXPECTED: &str = "expected the shop's URL, e.g. https://shop.example.com/";
+    let url = Url::parse(text).map_err(|_| EXPECTED.to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().map_or(true, str::is_empty) {
+        return Err(EXPECTED.into());
+    }
+    Ok(text.to_owned())
+}
+
+pub(super) fn same_source(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:<redacted>@host/...`.
+/// Uses the last `@`, so a password with a stray `@` or `/` is still hidden.
+pub(crate) fn redact_url_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return text.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{}@{host}", super::error::REDACTED),
+        None => text.to_owned(),
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_in_any_case() {
+        for yes in ["true", "TRUE", "1", "yes", "Yes", "on"] {
+            assert_eq!(boolean(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "False", "0", "no", "NO", "off"] {
+            assert_eq!(boolean(no), Ok(false), "{no}");
+        }
+        assert!(boolean("maybe").is_err());
+        assert!(boolean("2").is_err());
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(duration("3m"), Ok(Duration::from_secs(180)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(duration("1m 30s"), Ok(Duration::from_secs(90)));
+        let bare = duration("30").unwrap_err();
+        assert!(bare.contains("30s"), "{bare}");
+        assert!(duration("0s").is_err());
+        assert!(duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes_binary_decimal_and_bytes() {
+        assert_eq!(size("1048576"), Ok(1_048_576));
+        assert_eq!(size("5MiB"), Ok(5 * 1024 * 1024));
+        assert_eq!(size("512KiB"), Ok(512 * 1024));
+        assert_eq!(size("512 kib"), Ok(512 * 1024));
+        assert_eq!(size("1MB"), Ok(1_000_000));
+        assert_eq!(size("2GiB"), Ok(2 << 30));
+        assert_eq!(size("10B"), Ok(10));
+        for bad in [
+            "",
+            "MiB",
+            "5 parsecs",
+            "1.5MiB",
+            "-1",
+            "0",
+            "99999999999999GiB",
+        ] {
+            assert!(size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counts_within_bounds() {
+        assert_eq!(count::<usize>("25", 1, 1000), Ok(25));
+        assert!(count::<usize>("0", 1, 1000).is_err());
+        assert!(count::<usize>("1001", 1, 1000).is_err());
+        assert!(count::<u32>("-3", 1, u64::MAX).is_err());
+        assert!(count::<u32>("4294967296", 1, u64::MAX).is_err());
+        assert!(count::<u32>("many", 1, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen("0.0.0.0:8090"), Ok("0.0.0.0:8090".parse().unwrap()));
+        assert_eq!(listen("[::]:80"), Ok("[::]:80".parse().unwrap()));
+        assert!(listen("8090").is_err());
+        assert!(listen("localhost").is_err());
+    }
+
+    #[test]
+    fn lms_base_url_gets_a_trailing_slash() {
+        let url = lms_base_url("https://lms.example.com").unwrap();
+        assert_eq!(url.as_str(), "https://lms.example.com/");
+        let url = lms_base_url("https://example.com/lms").unwrap();
+        assert_eq!(url.as_str(), "https://example.com/lms/");
+        assert_eq!(
+            url.join("api/bulk_enroll/v1/bulk_enroll").unwrap().as_str(),
+            "https://example.com/lms/api/bulk_enroll/v1/bulk_enroll"
+        );
+        assert_eq!(
+            lms_base_url("http://lms:8000/").unwrap().as_str(),
+            "http://lms:8000/"
+        );
+        for bad in [
+            "ftp://lms.example.com",
+            "lms.example.com",
+            "https://x/?a=1",
+            "file:///etc",
+        ] {
+            assert!(lms_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn database_urls_of_our_own() {
+        assert_eq!(database_url("sqlite://x.db").unwrap(), "sqlite://x.db");
+        assert_eq!(
+            database_url("sqlite:///var/x.db").unwrap(),
+            "sqlite:///var/x.db"
+        );
+        assert_eq!(database_url("sqlite::memory:").unwrap(), "sqlite::memory:");
+        assert_eq!(
+            database_url("postgresql://u:p@db/app").unwrap(),
+            "postgres://u:p@db/app"
+        );
+        assert_eq!(
+            database_url("postgres://db/app").unwrap(),
+            "postgres://db/app"
+        );
+        assert_eq!(
+            database_url("mysql://u:p@db:3306/app").unwrap(),
+            "mysql://u:p@db:3306/app"
+        );
+        for bad in [
+            "sqlite:",
+            "sqlite://",
+            "mongodb://db/app",
+            "edx.db",
+            "mysql:///app",
+        ] {
+            assert!(database_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dj_database_urls_convert() {
+        assert_eq!(
+            django_database_url("sqlite:///relative.db").unwrap(),
+            "sqlite://relative.db"
+        );
+        assert_eq!(
+            django_database_url("sqlite:////abs/path.db").unwrap(),
+            "sqlite:///abs/path.db"
+        );
+        assert_eq!(
+            django_database_url("sqlite://:memory:").unwrap(),
+            "sqlite::memory:"
+        );
+        assert_eq!(
+            django_database_url("postgres://u:p@h:5432/d").unwrap(),
+            "postgres://u:p@h:5432/d"
+        );
+        assert_eq!(
+            django_database_url("postgresql://u:p@h/d").unwrap(),
+            "postgres://u:p@h/d"
+        );
+        assert_eq!(
+            django_database_url("mysql://u:p@h:3306/d").unwrap(),
+            "mysql://u:p@h:3306/d"
+        );
+        assert!(django_database_url("oracle://u:p@h/d").is_err());
+        assert!(django_database_url("just-a-name").is_err());
+    }
+
+    #[test]
+    fn tutor_parts_make_a_url() {
+        let parts = DatabaseParts {
+            engine: django_engine("django.db.backends.mysql").unwrap(),
+            name: "webhook_receiver",
+            user: Some("wh user"),
+            password: Some("p@ss:w/rd%"),
+            host: Some("mysql"),
+            port: Some(3306),
+        };
+        let url = parts.url();
+        assert_eq!(
+            url,
+            "mysql://wh%20user:p%40ss%3Aw%2Frd%25@mysql:3306/webhook_receiver"
+        );
+        let parsed = Url::parse(&url).unwrap();
+        assert_eq!(parsed.password(), Some("p%40ss%3Aw%2Frd%25"));
+        let postgres = DatabaseParts {
+            engine: django_engine("django.db.backends.postgresql").unwrap(),
+            name: "d",
+            user: None,
+            password: None,
+            host: None,
+            port: None,
+        };
+        assert_eq!(postgres.url(), "postgres://localhost/d");
+        let sqlite = DatabaseParts {
+            engine: django_engine("django.db.backends.sqlite3").unwrap(),
+            name: "/data/wh.db",
+            ..postgres
+        };
+        assert_eq!(sqlite.url(), "sqlite:///data/wh.db");
+        assert!(django_engine("django.db.backends.oracle").is_err());
+        assert!(port("0").is_err());
+        assert!(port("mysql").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_ips_and_ranges() {
+        let nets = trusted_proxies(" 10.0.0.1, 192.168.0.0/16 ,::1,").unwrap();
+        let expected: Vec<IpNet> = ["10.0.0.1/32", "192.168.0.0/16", "::1/128"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(nets, expected);
+        assert!(trusted_proxies("10.0.0.0/33").is_err());
+        assert!(trusted_proxies("proxy.local").is_err());
+    }
+
+    #[test]
+    fn django_log_levels_map_to_tracing() {
+        assert_eq!(log_filter("INFO").unwrap(), "info");
+        assert_eq!(log_filter("WARNING").unwrap(), "warn");
+        assert_eq!(log_filter("debug").unwrap(), "debug");
+        assert_eq!(log_filter("CRITICAL").unwrap(), "error");
+        assert_eq!(
+            log_filter("edx_webhooks=debug,sqlx=warn").unwrap(),
+            "edx_webhooks=debug,sqlx=warn"
+        );
+        assert!(log_filter("edx_webhooks=loud").is_err());
+    }
+
+    #[test]
+    fn shop_domains_are_forgiving_but_strict() {
+        assert_eq!(
+            shop_domain("My-Shop.myshopify.com").unwrap(),
+            "my-shop.myshopify.com"
+        );
+        assert_eq!(
+            shop_domain("https://a.myshopify.com/").unwrap(),
+            "a.myshopify.com"
+        );
+        assert!(shop_domain("a.myshopify.com/admin").is_err());
+        assert!(shop_domain("my shop").is_err());
+        assert!(woocommerce_source("https://shop.example.com/").is_ok());
+        assert!(woocommerce_source("shop.example.com").is_err());
+        assert!(same_source(
+            "https://Shop.example.com/",
+            "https://shop.example.com"
+        ));
+        assert!(!same_source(
+            "https://a.example.com",
+            "https://b.example.com"
+        ));
+    }
+
+    #[test]
+    fn url_passwords_are_hidden() {
+        assert_eq!(
+            redact_url_password("mysql://u:hunter2@h/d"),
+            "mysql://u:<redacted>@h/d"
+        );
+        assert_eq!(
+            redact_url_password("mysql://u:a@b/c@h/d"),
+            "mysql://u:<redacted>@h/d"
+        );
+        assert_eq!(redact_url_password("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(redact_url_password("not a url"), "not a url");
+    }
+}

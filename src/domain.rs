@@ -1,0 +1,521 @@
+//! The vocabulary of the service: orders as the shops describe them, course keys,
+//! learner emails and the states an enrollment goes through. Types here can only
+//! hold valid values; parsing happens once, at the edge.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The shop software that sent a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    Shopify,
+    WooCommerce,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Shopify => "shopify",
+            Platform::WooCommerce => "woocommerce",
+        }
+    }
+
+    /// The name shown to people, e.g. in the LMS's enrollment audit trail.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Platform::Shopify => "Shopify",
+            Platform::WooCommerce => "WooCommerce",
+        }
+    }
+}
+
+impl FromStr for Platform {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "shopify" => Ok(Platform::Shopify),
+            "woocommerce" => Ok(Platform::WooCommerce),
+            _ => Err(UnknownValue(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown value '{0}'")]
+pub struct UnknownValue(pub String);
+
+/// An Open edX course key: `course-v1:ORG+COURSE+RUN` or the old `ORG/COURSE/RUN`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CourseKey(String);
+
+impl CourseKey {
+    pub fn parse(s: &str) -> Option<CourseKey> {
+        if is_new_style_key(s) || is_old_style_key(s) {
+            Some(CourseKey(s.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CourseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '~' | '.' | ':')
+}
+
+fn is_key_part(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(is_key_char)
+}
+
+/// `^course-v1:PART+PART+PART(+branch@PART)?(+version@HEX)?$`
+fn is_new_style_key(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("course-v1:") else {
+        return false;
+    };
+    let mut parts = rest.split('+');
+    let (Some(org), Some(course), Some(run)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    if !(is_key_part(org) && is_key_part(course) && is_key_part(run)) {
+        return false;
+    }
+    let mut seen_branch = false;
+    let mut seen_version = false;
+    for extra in parts {
+        if let Some(branch) = extra.strip_prefix("branch@") {
+            if seen_branch || seen_version || !is_key_part(branch) {
+                return false;
+            }
+            seen_branch = true;
+        } else if let Some(version) = extra.strip_prefix("version@") {
+            let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+            if seen_version || version.is_empty() || !version.chars().all(hex) {
+                return false;
+            }
+            seen_version = true;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// `^[\w.%-]+/[\w.%-]+/[\w.%-]*$`
+fn is_old_style_key(s: &str) -> bool {
+    let ok = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '%' | '-');
+    let parts: Vec<&str> = s.split('/').collect();
+    parts.len() == 3
+        && !parts[0].is_empty()
+        && !parts[1].is_empty()
+        && parts.iter().all(|p| p.chars().all(ok))
+}
+
+/// An email address a learner can be enrolled with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LearnerEmail(String);
+
+impl LearnerEmail {
+    /// Accepts what the LMS's own email validation accepts in practice:
+    /// one `@`, a non-empty local part and a dotted domain, no spaces or commas
+    /// (the bulk enrollment API splits identifiers on commas and whitespace).
+    pub fn parse(raw: &str) -> Result<LearnerEmail, String> {
+        let s = raw.trim();
+        let invalid = || format!("invalid learner email '{raw}'");
+        if s.is_empty() || s.len() > 254 {
+            return Err(invalid());
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err(invalid());
+        };
+        let bad_char = |c: char| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(
+                    c,
+                    ',' | '<' | '>' | '"' | '(' | ')' | '[' | ']' | ';' | '\\'
+                )
+        };
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+        if local.is_empty()
+            || local.len() > 64
+            || local.contains('@')
+            || s.chars().any(bad_char)
+            || !domain_ok
+        {
+            return Err(invalid());
+        }
+        Ok(LearnerEmail(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LearnerEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which course a line item is for, as far as the shop can tell us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CourseRef {
+    /// The SKU is a course key.
+    Key(CourseKey),
+    /// Another SKU: a worker asks the LMS which course it names.
+    Sku(String),
+    /// The line item has no SKU: not a course.
+    None,
+}
+
+impl CourseRef {
+    pub fn from_sku(sku: Option<&str>) -> CourseRef {
+        match sku.map(str::trim).filter(|s| !s.is_empty()) {
+            None => CourseRef::None,
+            Some(s) => match CourseKey::parse(s) {
+                Some(key) => CourseRef::Key(key),
+                None => CourseRef::Sku(s.to_owned()),
+            },
+        }
+    }
+}
+
+/// One line of an order: a course for a learner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineItem {
+    /// The shop's line item id.
+    pub id: String,
+    /// The SKU as the shop sent it (empty when there is none).
+    pub sku: String,
+    pub course: CourseRef,
+    /// The learner to enroll, or why there is none (that item alone fails).
+    pub learner: Result<LearnerEmail, String>,
+}
+
+/// An order as a shop describes it, in the terms this service acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// The shop's id of the order (Shopify: 64-bit integer; WooCommerce: post id).
+    pub id: String,
+    /// What people call the order, e.g. `#1001`.
+    pub number: String,
+    pub buyer_email: Option<String>,
+    pub paid: bool,
+    pub cancelled: bool,
+    /// Line items the shop has refunded.
+    pub refunded_items: Vec<String>,
+    pub items: Vec<LineItem>,
+}
+
+/// What a trusted delivery asks of us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// An order was created, updated, paid or restored.
+    Order(Order),
+    /// A refund of some line items of an order.
+    Refund {
+        order_id: String,
+        line_items: Vec<String>,
+    },
+    /// A topic we do not act on.
+    Ignored { topic: String },
+}
+
+/// What we answered a trusted delivery with (the `status` of the 200 body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    Accepted,
+    Duplicate,
+    AwaitingPayment,
+    Ignored,
+}
+
+impl Acceptance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acceptance::Accepted => "accepted",
+            Acceptance::Duplicate => "duplicate",
+            Acceptance::AwaitingPayment => "awaiting_payment",
+            Acceptance::Ignored => "ignored",
+        }
+    }
+}
+
+/// What an enrollment asks of the LMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Enroll,
+    Unenroll,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Enroll => "enroll",
+            Action::Unenroll => "unenroll",
+        }
+    }
+}
+
+impl FromStr for Action {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "enroll" => Ok(Action::Enroll),
+            "unenroll" => Ok(Action::Unenroll),
+            _ => Err(UnknownValue(s.to_owned())),
+        }
+    }
+}
+
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s { $($text => Ok($name::$variant),)+ _ => Err(UnknownValue(s.to_owned())) }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+/// The state of one enrollment (a line item's course and learner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EnrollmentState {
+    AwaitingPayment,
+    Pending,
+    Enrolled,
+    Skipped,
+    Failed,
+    Cancelled,
+    Unenrolled,
+}
+
+text_enum!(EnrollmentState {
+    AwaitingPayment = "awaiting_payment",
+    Pending = "pending",
+    Enrolled = "enrolled",
+    Skipped = "skipped",
+    Failed = "failed",
+    Cancelled = "cancelled",
+    Unenrolled = "unenrolled",
+});
+
+impl EnrollmentState {
+    /// The states an enrollment may move to `self` from: every state change the
+    /// store makes is guarded by this list, so it is the one place transitions live.
+    pub fn reachable_from(self) -> &'static [EnrollmentState] {
+        use EnrollmentState::*;
+        match self {
+            // Payment arrives, a worker retries, an operator retries, or an
+            // enrolled learner is to be unenrolled after a cancellation.
+            Pending => &[AwaitingPayment, Pending, Failed, Enrolled],
+            AwaitingPayment => &[],
+            Enrolled => &[Pending],
+            Skipped => &[Pending, AwaitingPayment],
+            Failed => &[Pending, AwaitingPayment],
+            Cancelled => &[AwaitingPayment, Pending, Failed],
+            Unenrolled => &[Pending],
+        }
+    }
+
+    pub fn can_become(self, next: EnrollmentState) -> bool {
+        next.reachable_from().contains(&self)
+    }
+}
+
+/// The state of an order, derived from its enrollments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderState {
+    Processing,
+    Enrolled,
+    Failed,
+    AwaitingPayment,
+    Cancelled,
+}
+
+text_enum!(OrderState {
+    Processing = "processing",
+    Enrolled = "enrolled",
+    Failed = "failed",
+    AwaitingPayment = "awaiting_payment",
+    Cancelled = "cancelled",
+});
+
+impl OrderState {
+    /// `processing` while any item is pending, else `failed` if any failed,
+    /// else `awaiting_payment` if any waits for it, else `cancelled` for a
+    /// cancelled order, else `enrolled` (skipped items need nothing more).
+    pub fn derive(order_cancelled: bool, items: &[EnrollmentState]) -> OrderState {
+        use EnrollmentState as E;
+        let any = |s: E| items.contains(&s);
+        if any(E::Pending) {
+            OrderState::Processing
+        } else if any(E::Failed) {
+            OrderState::Failed
+        } else if any(E::AwaitingPayment) {
+            OrderState::AwaitingPayment
+        } else if order_cancelled
+            || (!items.is_empty()
+                && items
+                    .iter()
+                    .all(|s| matches!(s, E::Cancelled | E::Unenrolled)))
+        {
+            OrderState::Cancelled
+        } else {
+            OrderState::Enrolled
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn course_keys() {
+        for good in [
+            "course-v1:edX+DemoX+Demo_Course",
+            "course-v1:Org+Course-1+2026~T1",
+            "course-v1:Ünï+cöurse+rün",
+            "course-v1:A+B+C+branch@draft",
+            "course-v1:A+B+C+version@abc123",
+            "course-v1:A+B+C+branch@draft+version@0f",
+            "edX/DemoX/Demo_Course",
+            "MITx/6.002x/",
+        ] {
+            assert!(CourseKey::parse(good).is_some(), "{good}");
+        }
+        for bad in [
+            "",
+            "course-v1:",
+            "course-v1:A+B",
+            "course-v1:A+B+",
+            "course-v1:A+B+C+D",
+            "course-v1:A+B+C+version@XYZ",
+            "course-v1:A B+C+D",
+            "sku-123",
+            "a/b",
+            "a/b/c/d",
+            "/b/c",
+        ] {
+            assert!(CourseKey::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn course_ref_from_sku() {
+        assert_eq!(CourseRef::from_sku(None), CourseRef::None);
+        assert_eq!(CourseRef::from_sku(Some("  ")), CourseRef::None);
+        assert_eq!(
+            CourseRef::from_sku(Some("abc")),
+            CourseRef::Sku("abc".into())
+        );
+        assert!(matches!(
+            CourseRef::from_sku(Some("course-v1:a+b+c")),
+            CourseRef::Key(_)
+        ));
+    }
+
+    #[test]
+    fn learner_emails() {
+        for good in [
+            "a@b.co",
+            " learner@example.org ",
+            "first.last+tag@sub.example.org",
+            "ü@bücher.de",
+        ] {
+            assert!(LearnerEmail::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "plain",
+            "@example.org",
+            "a@b",
+            "a@.b.c",
+            "a@b..c",
+            "a b@c.d",
+            "a,b@c.d",
+            "a@b.c,d@e.f",
+            "a@@b.c",
+        ] {
+            assert!(LearnerEmail::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(LearnerEmail::parse(" x@y.z ").unwrap().as_str(), "x@y.z");
+    }
+
+    #[test]
+    fn transitions() {
+        use EnrollmentState::*;
+        assert!(AwaitingPayment.can_become(Pending));
+        assert!(Pending.can_become(Enrolled));
+        assert!(Failed.can_become(Pending));
+        assert!(!Enrolled.can_become(Failed));
+        assert!(!Enrolled.can_become(Cancelled));
+        assert!(!Cancelled.can_become(Pending));
+        assert!(!Skipped.can_become(Pending));
+        for s in EnrollmentState::ALL {
+            assert_eq!(s.as_str().parse::<EnrollmentState>().unwrap(), *s);
+        }
+    }
+
+    #[test]
+    fn order_state() {
+        use EnrollmentState as E;
+        assert_eq!(
+            OrderState::derive(false, &[E::Enrolled, E::Pending]),
+            OrderState::Processing
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::Enrolled, E::Failed]),
+            OrderState::Failed
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::Enrolled, E::Skipped]),
+            OrderState::Enrolled
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::AwaitingPayment]),
+            OrderState::AwaitingPayment
+        );
+        assert_eq!(
+            OrderState::derive(true, &[E::Cancelled, E::Enrolled]),
+            OrderState::Cancelled
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::Cancelled]),
+            OrderState::Cancelled
+        );
+    }
+}

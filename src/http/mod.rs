@@ -1,0 +1,68 @@
+//! The HTTP surface: webhook intake and health.
+
+mod error;
+mod health;
+mod intake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post, MethodRouter};
+use axum::{Extension, Router};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::domain::Platform;
+use crate::store::{IntakePolicy, Store};
+use intake::Endpoint;
+
+pub use error::HttpError;
+
+/// The longest any request may take, body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub intake_policy: IntakePolicy,
+}
+
+fn webhook(platform: Platform, default_topic: &'static str) -> MethodRouter<AppState> {
+    post(intake::receive).layer(Extension(Endpoint {
+        platform,
+        default_topic,
+    }))
+}
+
+pub fn router(state: AppState) -> Router {
+    use Platform::{Shopify, WooCommerce};
+    Router::new()
+        .route("/webhooks/shopify", webhook(Shopify, "orders/create"))
+        .route(
+            "/webhooks/shopify/order/create",
+            webhook(Shopify, "orders/create"),
+        )
+        .route(
+            "/webhooks/woocommerce",
+            webhook(WooCommerce, "order.created"),
+        )
+        .route(
+            "/webhooks/woocommerce/order/create",
+            webhook(WooCommerce, "order.created"),
+        )
+        .route(
+            "/webhooks/woocommerce/order/update",
+            webhook(WooCommerce, "order.updated"),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

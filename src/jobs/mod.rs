@@ -1,0 +1,246 @@
+//! The workers: claim a batch of one course's due enrollments under a lease,
+//! call the LMS while renewing the lease, record each learner's result.
+
+mod outcome;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+use crate::config::{Config, RetryPolicy};
+use crate::lms::LmsClient;
+use crate::store::{now_ms, Claim, ClaimResult, ClaimedWork, Idle, Store, StoreError};
+
+pub use outcome::{audit_reason, backoff};
+
+/// The longest an idle worker sleeps before looking again (work may come from
+/// another process, which cannot wake it).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub batch_size: usize,
+    pub rate_limit: u32,
+    pub retry: RetryPolicy,
+    /// Longer than twice the LMS timeout; renewed while a call runs.
+    pub lease: Duration,
+    /// How often a misconfigured LMS is probed.
+    pub probe_interval: Duration,
+}
+
+impl JobSettings {
+    pub fn from_config(config: &Config) -> JobSettings {
+        JobSettings {
+            batch_size: config.lms.batch_size,
+            rate_limit: config.lms.rate_limit,
+            retry: config.retry,
+            lease: config.lms.timeout * 2 + Duration::from_secs(10),
+            probe_interval: config
+                .retry
+                .first_delay
+                .clamp(Duration::from_millis(10), Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Starts `count` workers; they stop when `shutdown` is cancelled, after
+/// finishing the claim in hand.
+pub fn spawn_workers(
+    count: usize,
+    store: Store,
+    lms: Arc<LmsClient>,
+    settings: JobSettings,
+    shutdown: CancellationToken,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for n in 0..count {
+        let worker = Worker {
+            store: store.clone(),
+            lms: lms.clone(),
+            settings: settings.clone(),
+            shutdown: shutdown.clone(),
+        };
+        set.spawn(
+            worker
+                .run()
+                .instrument(tracing::info_span!("worker", worker = n)),
+        );
+    }
+    set
+}
+
+struct Worker {
+    store: Store,
+    lms: Arc<LmsClient>,
+    settings: JobSettings,
+    shutdown: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self) {
+        let work_available = self.store.work_available();
+        while !self.shutdown.is_cancelled() {
+            // Registered before looking, so work stored meanwhile still wakes us.
+            let notified = work_available.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let wait = match self
+                .store
+                .claim_next(
+                    self.settings.batch_size,
+                    self.settings.lease,
+                    self.settings.rate_limit,
+                )
+                .await
+            {
+                Ok(ClaimResult::Claimed(claim)) => {
+                    self.process(claim).await;
+                    continue;
+                }
+                Ok(ClaimResult::Idle(idle)) => self.idle_wait(idle).await,
+                Err(e) => {
+                    warn!(error = %e, "could not claim work; trying again shortly");
+                    Duration::from_secs(1)
+                }
+            };
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// How long to wait before looking for work again.
+    async fn idle_wait(&self, idle: Idle) -> Duration {
+        let until = |ms: i64| Duration::from_millis((ms - now_ms()).max(0) as u64);
+        match idle {
+            Idle::NothingDue { next_due_ms } => {
+                next_due_ms.map(until).unwrap_or(IDLE_POLL).min(IDLE_POLL)
+            }
+            Idle::Throttled { until_ms } | Idle::RateLimited { until_ms } => until(until_ms),
+            Idle::Misconfigured { reason } => {
+                if let Err(e) = self.probe_if_due(&reason).await {
+                    warn!(error = %e, "could not record the LMS probe");
+                }
+                self.settings.probe_interval
+            }
+        }
+    }
+
+    async fn probe_if_due(&self, reason: &str) -> Result<(), StoreError> {
+        if self
+            .store
+            .claim_probe(self.settings.probe_interval)
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        match self.lms.probe().await {
+            Ok(()) => {
+                info!(
+                    was = reason,
+                    "the LMS accepts bulk enrollment again; resuming work"
+                );
+                self.store.clear_misconfigured().await?;
+            }
+            Err(e) => warn!(problem = %e, "the LMS is still misconfigured; enrollments wait"),
+        }
+        Ok(())
+    }
+
+    async fn process(&self, claim: Claim) {
+        let orders: Vec<i64> = claim.items.iter().map(|i| i.order_id).collect();
+        let span = tracing::info_span!("claim", claim = %claim.token, orders = ?orders);
+        async {
+            if let Err(e) = self.process_claim(&claim).await {
+                match e {
+                    StoreError::LeaseLost => warn!("lease lost to another worker; its results are not written"),
+                    e => warn!(error = %e, "could not record the claim's results; the lease will run out and the work be done again"),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn process_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        let report = match &claim.work {
+            ClaimedWork::LookupSku { sku } => {
+                let started = Instant::now();
+                let found = self.with_lease(claim, self.lms.lookup_sku(sku)).await?;
+                let context = self.context(claim, crate::domain::Action::Enroll, started);
+                context.report_sku_lookup(sku, found)
+            }
+            ClaimedWork::CallLms { course, action } => {
+                let mut identifiers: Vec<&str> = Vec::new();
+                for item in &claim.items {
+                    if let Some(email) = &item.email {
+                        if !identifiers
+                            .iter()
+                            .any(|i| i.eq_ignore_ascii_case(email.as_str()))
+                        {
+                            identifiers.push(email.as_str());
+                        }
+                    }
+                }
+                let reason = audit_reason(&claim.items);
+                let started = Instant::now();
+                let answer = self
+                    .with_lease(
+                        claim,
+                        self.lms.bulk_enroll(course, *action, &identifiers, &reason),
+                    )
+                    .await?;
+                let context = self.context(claim, *action, started);
+                info!(course = %course, action = action.as_str(), learners = identifiers.len(),
+                      status = ?answer.as_ref().map(|a| a.status).map_err(|e| e.to_string()), "LMS call finished");
+                context.report_bulk_enroll(answer, now_ms())
+            }
+        };
+        self.store.finish_claim(&report).await?;
+        Ok(())
+    }
+
+    fn context<'a>(
+        &'a self,
+        claim: &'a Claim,
+        action: crate::domain::Action,
+        started: Instant,
+    ) -> outcome::Context<'a> {
+        outcome::Context {
+            policy: &self.settings.retry,
+            token: &claim.token,
+            items: &claim.items,
+            action,
+            duration_ms: started.elapsed().as_millis() as i64,
+            probe_in: self.settings.probe_interval,
+        }
+    }
+
+    /// Runs `work` while renewing the claim's lease; gives up (and the work's
+    /// result with it) as soon as the lease is lost.
+    async fn with_lease<T>(
+        &self,
+        claim: &Claim,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, StoreError> {
+        tokio::pin!(work);
+        let mut renew = tokio::time::interval(self.settings.lease / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut work => return Ok(result),
+                _ = renew.tick() => self.store.renew_claim(&claim.token, self.settings.lease).await?,
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! What an LMS answer means for each claimed enrollment: pure functions, so the
+//! rules about attempts, backoff and pauses can be read and tested in one place.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::config::RetryPolicy;
+use crate::domain::{Action, CourseKey};
+use crate::lms::{BulkEnrollAnswer, LearnerOutcome, LmsError};
+use crate::store::{AttemptRecord, ClaimReport, ClaimedItem, ItemResult, LmsCondition};
+
+/// The delay before attempt `attempt + 1`: doubling from the first delay, capped,
+/// with jitter so that many failed items do not return at the same moment.
+pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let doubled = policy
+        .first_delay
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)));
+    let delay = doubled.min(policy.max_delay);
+    let half = delay / 2;
+    half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+}
+
+/// A transient failure: try again later, or give up once the attempts are spent.
+fn retry_or_fail(policy: &RetryPolicy, item: &ClaimedItem, reason: &str) -> ItemResult {
+    let attempt = item.attempts + 1;
+    if attempt >= policy.max_attempts {
+        ItemResult::Failed {
+            reason: format!("gave up after {attempt} attempts: {reason}"),
+        }
+    } else {
+        ItemResult::RetryLater {
+            delay: backoff(policy, attempt),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+pub struct Context<'a> {
+    pub policy: &'a RetryPolicy,
+    pub token: &'a str,
+    pub items: &'a [ClaimedItem],
+    pub action: Action,
+    pub duration_ms: i64,
+    pub probe_in: Duration,
+}
+
+impl Context<'_> {
+    fn attempt(
+        &self,
+        http_status: Option<u16>,
+        outcome: &str,
+        detail: String,
+        counted: bool,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            action: self.action,
+            http_status,
+            outcome: outcome.to_owned(),
+            detail,
+            duration_ms: self.duration_ms,
+            counted,
+        }
+    }
+
+    fn report(
+        &self,
+        results: Vec<(i64, ItemResult, Option<AttemptRecord>)>,
+        lms: Option<LmsCondition>,
+    ) -> ClaimReport {
+        ClaimReport {
+            token: self.token.to_owned(),
+            results,
+            lms,
+        }
+    }
+
+    /// Every item shares one fate (the request as a whole failed).
+    fn all(
+        &self,
+        result: impl Fn(&ClaimedItem) -> ItemResult,
+        attempt: AttemptRecord,
+        lms: Option<LmsCondition>,
+    ) -> ClaimReport {
+        let results = self
+            .items
+            .iter()
+            .map(|i| (i.enrollment_id, result(i), Some(attempt.clone())))
+            .collect();
+        self.report(results, lms)
+    }
+
+    /// The results of one bulk enrollment request.
+    pub fn report_bulk_enroll(
+        &self,
+        answer: Result<BulkEnrollAnswer, LmsError>,
+        now_ms: i64,
+    ) -> ClaimReport {
+        match answer {
+            Ok(answer) => {
+                let results = self
+                    .items
+                    .iter()
+                    .map(|item| {
+                        let email = item.email.as_ref().map(|e| e.as_str()).unwrap_or_default();
+                        let Some(learner) = answer.learner(email) else {
+                            let reason = "the LMS's answer did not mention this learner";
+                            let attempt =
+                                self.attempt(Some(answer.status), "retry", reason.into(), true);
+                            return (
+                                item.enrollment_id,
+                                retry_or_fail(self.policy, item, reason),
+                                Some(attempt),
+                            );
+                        };
+                        let detail = learner.detail.to_string();
+                        let (result, outcome) = match (&learner.outcome, self.action) {
+                            (LearnerOutcome::Done { before_enrollment }, Action::Enroll) => (
+                                ItemResult::Enrolled {
+                                    before_enrollment: *before_enrollment,
+                                },
+                                "enrolled",
+                            ),
+                            (LearnerOutcome::Done { .. }, Action::Unenroll) => {
+                                (ItemResult::Unenrolled, "unenrolled")
+                            }
+                            (LearnerOutcome::Failed(reason), _) => (
+                                ItemResult::Failed {
+                                    reason: reason.clone(),
+                                },
+                                "failed",
+                            ),
+                        };
+                        (
+                            item.enrollment_id,
+                            result,
+                            Some(self.attempt(Some(answer.status), outcome, detail, true)),
+                        )
+                    })
+                    .collect();
+                self.report(results, None)
+            }
+            Err(LmsError::Transient { status, detail }) => {
+                let attempt = self.attempt(status, "retry", detail.clone(), true);
+                self.all(|i| retry_or_fail(self.policy, i, &detail), attempt, None)
+            }
+            Err(LmsError::Throttled { retry_after }) => {
+                let attempt = self.attempt(
+                    Some(429),
+                    "throttled",
+                    format!("Retry-After: {}s", retry_after.as_secs()),
+                    false,
+                );
+                let until_ms = now_ms + retry_after.as_millis() as i64;
+                self.all(
+                    |_| ItemResult::Released,
+                    attempt,
+                    Some(LmsCondition::Throttled { until_ms }),
+                )
+            }
+            Err(LmsError::Misconfigured { status, reason }) => {
+                let attempt = self.attempt(status, "misconfigured", reason.clone(), false);
+                let lms = LmsCondition::Misconfigured {
+                    reason,
+                    probe_in: self.probe_in,
+                };
+                self.all(|_| ItemResult::Released, attempt, Some(lms))
+            }
+            Err(LmsError::Permanent { status, detail }) => {
+                let reason = format!("the LMS answered {status}: {detail}");
+                let attempt = self.attempt(Some(status), "failed", detail, true);
+                self.all(
+                    |_| ItemResult::Failed {
+                        reason: reason.clone(),
+                    },
+                    attempt,
+                    None,
+                )
+            }
+        }
+    }
+
+    /// The results of a SKU lookup.
+    pub fn report_sku_lookup(
+        &self,
+        sku: &str,
+        found: Result<Option<CourseKey>, LmsError>,
+    ) -> ClaimReport {
+        match found {
+            Ok(Some(course)) => {
+                let results = self
+                    .items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.enrollment_id,
+                            ItemResult::CourseResolved(course.clone()),
+                            None,
+                        )
+                    })
+                    .collect();
+                self.report(results, None)
+            }
+            Ok(None) => {
+                let reason = format!("SKU '{sku}' is not a course: the LMS knows no course for it");
+                let attempt = self.attempt(None, "skipped", reason.clone(), false);
+                self.all(
+                    |_| ItemResult::Skipped {
+                        reason: reason.clone(),
+                    },
+                    attempt,
+                    None,
+                )
+            }
+            Err(e) => {
+                let detail = format!("SKU '{sku}' lookup: {e}");
+                let attempt = self.attempt(e.status(), "retry", detail.clone(), true);
+                self.all(|i| retry_or_fail(self.policy, i, &detail), attempt, None)
+            }
+        }
+    }
+}
+
+/// The `reason` recorded in the LMS's audit trail: the shops and orders.
+pub fn audit_reason(items: &[ClaimedItem]) -> String {
+    let mut orders: Vec<String> = Vec::new();
+    for item in items {
+        let label = format!(
+            "{} order {} ({})",
+            item.platform.display_name(),
+            item.order_number,
+            item.shop
+        );
+        if !orders.contains(&label) {
+            orders.push(label);
+        }
+    }
+    orders.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LearnerEmail, Platform};
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        first_delay: Duration::from_secs(60),
+        max_delay: Duration::from_secs(3600),
+        max_attempts: 3,
+    };
+
+    fn item(id: i64, email: &str, attempts: u32) -> ClaimedItem {
+        ClaimedItem {
+            enrollment_id: id,
+            order_id: 1,
+            platform: Platform::Shopify,
+            shop: "s.myshopify.com".into(),
+            order_number: "#1001".into(),
+            email: LearnerEmail::parse(email).ok(),
+            attempts,
+        }
+    }
+
+    fn context(items: &[ClaimedItem]) -> Context<'_> {
+        Context {
+            policy: &POLICY,
+            token: "t",
+            items,
+            action: Action::Enroll,
+            duration_ms: 5,
+            probe_in: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        for (attempt, full) in [(1, 60), (2, 120), (3, 240), (10, 3600), (40, 3600)] {
+            let d = backoff(&POLICY, attempt);
+            assert!(
+                d >= Duration::from_secs(full) / 2 && d <= Duration::from_secs(full),
+                "{attempt}: {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transient_failures_retry_until_attempts_are_spent() {
+        let items = [item(1, "a@x.org", 0), item(2, "b@x.org", 2)];
+        let error = LmsError::Transient {
+            status: Some(503),
+            detail: "down".into(),
+        };
+        let report = context(&items).report_bulk_enroll(Err(error), 0);
+        assert!(matches!(report.results[0].1, ItemResult::RetryLater { .. }));
+        assert!(
+            matches!(&report.results[1].1, ItemResult::Failed { reason } if reason.starts_with("gave up after 3 attempts"))
+        );
+        assert!(report.results.iter().all(|r| r.2.as_ref().unwrap().counted));
+    }
+
+    #[test]
+    fn throttling_and_misconfiguration_spend_nothing() {
+        let items = [item(1, "a@x.org", 0)];
+        let report = context(&items).report_bulk_enroll(
+            Err(LmsError::Throttled {
+                retry_after: Duration::from_secs(5),
+            }),
+            1_000,
+        );
+        assert_eq!(report.results[0].1, ItemResult::Released);
+        assert!(!report.results[0].2.as_ref().unwrap().counted);
+        assert_eq!(
+            report.lms,
+            Some(LmsCondition::Throttled { until_ms: 6_000 })
+        );
+
+        let report = context(&items).report_bulk_enroll(
+            Err(LmsError::Misconfigured {
+                status: Some(404),
+                reason: "off".into(),
+            }),
+            0,
+        );
+        assert_eq!(report.results[0].1, ItemResult::Released);
+        assert!(matches!(
+            report.lms,
+            Some(LmsCondition::Misconfigured { .. })
+        ));
+    }
+
+    #[test]
+    fn audit_reason_names_each_order_once() {
+        let mut other = item(3, "c@x.org", 0);
+        other.platform = Platform::WooCommerce;
+        other.shop = "https://shop.example.com/".into();
+        other.order_number = "#55".into();
+        let items = [item(1, "a@x.org", 0), item(2, "b@x.org", 0), other];
+        assert_eq!(
+            audit_reason(&items),
+            "Shopify order #1001 (s.myshopify.com), WooCommerce order #55 (https://shop.example.com/)"
+        );
+    }
+}

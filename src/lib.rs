@@ -1,0 +1,11 @@
+//! `edx-webhooks`: Shopify and WooCommerce order webhooks in, Open edX course
+//! enrollments out. The road a delivery travels: http → shops → store → jobs → lms → store.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod jobs;
+pub mod lms;
+pub mod shops;
+pub mod store;

@@ -1,0 +1,104 @@
+//! SKU → course: a `HEAD` on `{LMS}/{SKU_PREFIX}{SKU}` following redirects; the
+//! course key is the `course-v1:...` segment of the final path.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use tokio::sync::Mutex;
+
+use super::{LmsClient, LmsError};
+use crate::domain::CourseKey;
+
+/// How long an answer is reused, so an operator's fix to a redirect shows soon.
+const CACHE_FOR: Duration = Duration::from_secs(300);
+
+/// Characters escaped in a SKU placed in a URL path.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'%');
+
+#[derive(Default)]
+pub(super) struct SkuCache(Mutex<HashMap<String, (Option<CourseKey>, Instant)>>);
+
+/// The course a SKU names, if it names one; `Err` when the LMS could not say.
+pub type SkuLookup = Result<Option<CourseKey>, LmsError>;
+
+impl LmsClient {
+    pub async fn lookup_sku(&self, sku: &str) -> SkuLookup {
+        if let Some((found, at)) = self.skus.0.lock().await.get(sku) {
+            if at.elapsed() < CACHE_FOR {
+                return Ok(found.clone());
+            }
+        }
+        let path = format!(
+            "{}{}",
+            self.config.sku_prefix,
+            utf8_percent_encode(sku, SEGMENT)
+        );
+        let url = self.url(path.trim_start_matches('/'));
+        let response = self
+            .lookup
+            .head(url)
+            .send()
+            .await
+            .map_err(LmsError::transient)?;
+        let status = response.status();
+        let found = if status.is_success() {
+            course_in_path(response.url().path())
+        } else if status.as_u16() == 404 {
+            None
+        } else {
+            return Err(LmsError::Transient {
+                status: Some(status.as_u16()),
+                detail: format!("SKU lookup answered {status}"),
+            });
+        };
+        self.skus
+            .0
+            .lock()
+            .await
+            .insert(sku.to_owned(), (found.clone(), Instant::now()));
+        Ok(found)
+    }
+}
+
+/// `/courses/course-v1:Org+Course+Run/about` → `course-v1:Org+Course+Run`.
+fn course_in_path(path: &str) -> Option<CourseKey> {
+    let decoded = percent_decode_str(path).decode_utf8_lossy();
+    let start = decoded.find("course-v1:")?;
+    let key = decoded[start..].split('/').next()?;
+    CourseKey::parse(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::course_in_path;
+
+    #[test]
+    fn finds_the_course_key_in_a_path() {
+        let key = |p| course_in_path(p).map(|k| k.as_str().to_owned());
+        assert_eq!(
+            key("/courses/course-v1:Org+C1+R/about").as_deref(),
+            Some("course-v1:Org+C1+R")
+        );
+        assert_eq!(
+            key("/courses/course-v1:Org%2BC1%2BR/about").as_deref(),
+            Some("course-v1:Org+C1+R")
+        );
+        assert_eq!(
+            key("/courses/course-v1:Org+C1+R").as_deref(),
+            Some("course-v1:Org+C1+R")
+        );
+        assert_eq!(key("/dashboard"), None);
+        assert_eq!(key("/courses/course-v1:broken/about"), None);
+    }
+}

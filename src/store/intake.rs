@@ -1,0 +1,368 @@
+//! What a trusted delivery changes, decided without SQL: each backend loads the
+//! order's stored items, asks these functions for the changes and applies them.
+
+use crate::domain::{Action, CourseRef, EnrollmentState, LineItem, Order};
+
+/// The settings that decide what intake does with an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntakePolicy {
+    pub require_payment: bool,
+    pub unenroll_on_cancel: bool,
+}
+
+/// An enrollment as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredItem {
+    pub id: i64,
+    pub line_item_id: String,
+    pub sku: String,
+    pub course_key: Option<String>,
+    pub email: Option<String>,
+    pub action: Action,
+    pub state: EnrollmentState,
+    pub before_enrollment: Option<bool>,
+}
+
+/// The columns of an enrollment that intake sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ItemFields {
+    pub sku: String,
+    pub course_key: Option<String>,
+    pub email: Option<String>,
+    pub action: Action,
+    pub state: EnrollmentState,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemChange {
+    Insert {
+        line_item_id: String,
+        fields: ItemFields,
+    },
+    /// Overwrites the intake columns, clears any claim (its result must no
+    /// longer be written) and starts the attempts afresh.
+    Update { id: i64, fields: ItemFields },
+}
+
+impl ItemChange {
+    pub fn fields(&self) -> &ItemFields {
+        match self {
+            ItemChange::Insert { fields, .. } | ItemChange::Update { fields, .. } => fields,
+        }
+    }
+}
+
+/// The stored order's flags: payment and cancellation stick once seen, since
+/// deliveries can arrive out of order.
+pub(crate) fn merged_flags(stored: Option<(bool, bool)>, order: &Order) -> (bool, bool) {
+    let (paid, cancelled) = stored.unwrap_or((false, false));
+    (paid || order.paid, cancelled || order.cancelled)
+}
+
+/// The changes an order delivery makes to the order's stored items.
+pub(crate) fn plan_order(
+    stored: &[StoredItem],
+    order: &Order,
+    paid: bool,
+    cancelled: bool,
+    policy: IntakePolicy,
+) -> Vec<ItemChange> {
+    let payable = paid || !policy.require_payment;
+    let mut changes = Vec::new();
+    for item in &order.items {
+        let refunded = order.refunded_items.contains(&item.id);
+        let existing = stored.iter().find(|s| s.line_item_id == item.id);
+        match existing {
+            None => {
+                let fields = if cancelled || refunded {
+                    ItemFields {
+                        state: EnrollmentState::Cancelled,
+                        reason: Some(cancel_reason(cancelled)),
+                        ..fields_for(item, EnrollmentState::AwaitingPayment, None)
+                    }
+                } else if payable {
+                    ready_fields(item)
+                } else {
+                    fields_for(item, EnrollmentState::AwaitingPayment, None)
+                };
+                changes.push(ItemChange::Insert {
+                    line_item_id: item.id.clone(),
+                    fields,
+                });
+            }
+            Some(s) if cancelled || refunded => {
+                if let Some(fields) = cancel_fields(s, cancelled, policy) {
+                    changes.push(ItemChange::Update { id: s.id, fields });
+                }
+            }
+            Some(s) => {
+                if let Some(fields) = update_fields(s, item, payable) {
+                    changes.push(ItemChange::Update { id: s.id, fields });
+                }
+            }
+        }
+    }
+    changes
+}
+
+/// The changes a refund of some line items makes.
+pub(crate) fn plan_refund(
+    stored: &[StoredItem],
+    line_items: &[String],
+    policy: IntakePolicy,
+) -> Vec<ItemChange> {
+    stored
+        .iter()
+        .filter(|s| line_items.contains(&s.line_item_id))
+        .filter_map(|s| {
+            cancel_fields(s, false, policy).map(|fields| ItemChange::Update { id: s.id, fields })
+        })
+        .collect()
+}
+
+fn cancel_reason(order_cancelled: bool) -> String {
+    if order_cancelled {
+        "order cancelled".into()
+    } else {
+        "line item refunded".into()
+    }
+}
+
+fn learner_email(item: &LineItem) -> Option<String> {
+    item.learner.as_ref().ok().map(|e| e.as_str().to_owned())
+}
+
+fn course_key(item: &LineItem) -> Option<String> {
+    match &item.course {
+        CourseRef::Key(key) => Some(key.as_str().to_owned()),
+        CourseRef::Sku(_) | CourseRef::None => None,
+    }
+}
+
+fn fields_for(item: &LineItem, state: EnrollmentState, reason: Option<String>) -> ItemFields {
+    ItemFields {
+        sku: item.sku.clone(),
+        course_key: course_key(item),
+        email: learner_email(item),
+        action: Action::Enroll,
+        state,
+        reason,
+    }
+}
+
+/// The state an item starts its work in once it may be enrolled.
+fn ready_fields(item: &LineItem) -> ItemFields {
+    match (&item.course, &item.learner) {
+        (CourseRef::None, _) => fields_for(
+            item,
+            EnrollmentState::Skipped,
+            Some("the line item has no SKU: not a course".into()),
+        ),
+        (_, Err(reason)) => fields_for(item, EnrollmentState::Failed, Some(reason.clone())),
+        _ => fields_for(item, EnrollmentState::Pending, None),
+    }
+}
+
+/// An item not yet enrolled takes the order's new information: a changed
+/// learner email or SKU, or the payment it waited for.
+fn update_fields(stored: &StoredItem, item: &LineItem, payable: bool) -> Option<ItemFields> {
+    use EnrollmentState as S;
+    let open = stored.action == Action::Enroll
+        && matches!(stored.state, S::AwaitingPayment | S::Pending | S::Failed);
+    if !open {
+        return None;
+    }
+    let changed = stored.sku != item.sku || stored.email != learner_email(item);
+    match stored.state {
+        S::AwaitingPayment if payable => Some(ready_fields(item)),
+        S::AwaitingPayment if changed => Some(fields_for(item, S::AwaitingPayment, None)),
+        S::Pending | S::Failed if changed => Some(ready_fields(item)),
+        _ => None,
+    }
+}
+
+/// What a cancellation or refund does to one item: what is not yet enrolled is
+/// cancelled; what we enrolled is unenrolled if asked to, but only where the
+/// learner was not enrolled before us.
+fn cancel_fields(
+    stored: &StoredItem,
+    order_cancelled: bool,
+    policy: IntakePolicy,
+) -> Option<ItemFields> {
+    use EnrollmentState as S;
+    let keep = |state, action, reason: String| ItemFields {
+        sku: stored.sku.clone(),
+        course_key: stored.course_key.clone(),
+        email: stored.email.clone(),
+        action,
+        state,
+        reason: Some(reason),
+    };
+    match (stored.state, stored.action) {
+        (S::AwaitingPayment | S::Pending | S::Failed, Action::Enroll) => Some(keep(
+            S::Cancelled,
+            Action::Enroll,
+            cancel_reason(order_cancelled),
+        )),
+        (S::Enrolled, Action::Enroll)
+            if policy.unenroll_on_cancel && stored.before_enrollment == Some(false) =>
+        {
+            Some(keep(
+                S::Pending,
+                Action::Unenroll,
+                cancel_reason(order_cancelled),
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CourseKey, LearnerEmail};
+
+    fn item(id: &str, sku: &str, email: &str) -> LineItem {
+        LineItem {
+            id: id.into(),
+            sku: sku.into(),
+            course: CourseRef::from_sku(Some(sku)),
+            learner: LearnerEmail::parse(email),
+        }
+    }
+
+    fn order(items: Vec<LineItem>, paid: bool) -> Order {
+        Order {
+            id: "1".into(),
+            number: "#1".into(),
+            buyer_email: Some("buyer@example.org".into()),
+            paid,
+            cancelled: false,
+            refunded_items: vec![],
+            items,
+        }
+    }
+
+    fn stored(id: i64, line: &str, state: EnrollmentState, email: &str) -> StoredItem {
+        StoredItem {
+            id,
+            line_item_id: line.into(),
+            sku: "course-v1:a+b+c".into(),
+            course_key: Some("course-v1:a+b+c".into()),
+            email: Some(email.into()),
+            action: Action::Enroll,
+            state,
+            before_enrollment: Some(false),
+        }
+    }
+
+    const FREE: IntakePolicy = IntakePolicy {
+        require_payment: false,
+        unenroll_on_cancel: false,
+    };
+    const PAID_ONLY: IntakePolicy = IntakePolicy {
+        require_payment: true,
+        unenroll_on_cancel: true,
+    };
+
+    #[test]
+    fn new_items_start_by_what_they_are() {
+        let o = order(
+            vec![
+                item("1", "course-v1:a+b+c", "x@y.org"),
+                item("2", "", "x@y.org"),
+                item("3", "course-v1:a+b+c", "not-an-email"),
+                item("4", "sku-9", "x@y.org"),
+            ],
+            false,
+        );
+        let states: Vec<_> = plan_order(&[], &o, false, false, FREE)
+            .iter()
+            .map(|c| c.fields().state)
+            .collect();
+        use EnrollmentState::*;
+        assert_eq!(states, vec![Pending, Skipped, Failed, Pending]);
+        let lookups = plan_order(&[], &o, false, false, FREE);
+        assert_eq!(lookups[3].fields().course_key, None);
+        assert_eq!(
+            lookups[0].fields().course_key.as_deref(),
+            Some("course-v1:a+b+c")
+        );
+        assert!(CourseKey::parse("course-v1:a+b+c").is_some());
+    }
+
+    #[test]
+    fn unpaid_items_wait_and_payment_releases_them() {
+        let o = order(vec![item("1", "course-v1:a+b+c", "x@y.org")], false);
+        let plan = plan_order(&[], &o, false, false, PAID_ONLY);
+        assert_eq!(plan[0].fields().state, EnrollmentState::AwaitingPayment);
+
+        let waiting = [stored(7, "1", EnrollmentState::AwaitingPayment, "x@y.org")];
+        assert!(plan_order(&waiting, &o, false, false, PAID_ONLY).is_empty());
+        let plan = plan_order(&waiting, &o, true, false, PAID_ONLY);
+        assert_eq!(
+            plan,
+            vec![ItemChange::Update {
+                id: 7,
+                fields: ready_fields(&o.items[0])
+            }]
+        );
+    }
+
+    #[test]
+    fn redelivery_changes_nothing_and_enrolled_items_stay() {
+        let o = order(vec![item("1", "course-v1:a+b+c", "x@y.org")], true);
+        for state in [
+            EnrollmentState::Pending,
+            EnrollmentState::Enrolled,
+            EnrollmentState::Failed,
+        ] {
+            assert!(
+                plan_order(&[stored(1, "1", state, "x@y.org")], &o, true, false, FREE).is_empty()
+            );
+        }
+        let changed = order(vec![item("1", "course-v1:a+b+c", "new@y.org")], true);
+        assert!(plan_order(
+            &[stored(1, "1", EnrollmentState::Enrolled, "x@y.org")],
+            &changed,
+            true,
+            false,
+            FREE
+        )
+        .is_empty());
+        let plan = plan_order(
+            &[stored(1, "1", EnrollmentState::Failed, "x@y.org")],
+            &changed,
+            true,
+            false,
+            FREE,
+        );
+        assert_eq!(plan[0].fields().state, EnrollmentState::Pending);
+        assert_eq!(plan[0].fields().email.as_deref(), Some("new@y.org"));
+    }
+
+    #[test]
+    fn cancellation_cancels_open_items_and_unenrolls_only_what_we_gave() {
+        let o = order(
+            vec![
+                item("1", "course-v1:a+b+c", "x@y.org"),
+                item("2", "course-v1:a+b+c", "z@y.org"),
+            ],
+            true,
+        );
+        let mut had_it = stored(2, "2", EnrollmentState::Enrolled, "z@y.org");
+        had_it.before_enrollment = Some(true);
+        let items = [stored(1, "1", EnrollmentState::Enrolled, "x@y.org"), had_it];
+        let plan = plan_order(&items, &o, true, true, PAID_ONLY);
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].fields().action, Action::Unenroll);
+        assert_eq!(plan[0].fields().state, EnrollmentState::Pending);
+        assert!(plan_order(&items, &o, true, true, FREE).is_empty());
+
+        let pending = [stored(3, "1", EnrollmentState::Pending, "x@y.org")];
+        let plan = plan_refund(&pending, &["1".into()], FREE);
+        assert_eq!(plan[0].fields().state, EnrollmentState::Cancelled);
+        assert!(plan_refund(&pending, &["9".into()], FREE).is_empty());
+    }
+}

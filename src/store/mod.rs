@@ -1,0 +1,359 @@
+//! The one place that speaks SQL. The rest of the service calls this API; the
+//! statements live in a module per database backend.
+
+mod intake;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail, OrderState, Platform};
+use crate::shops::Envelope;
+
+pub use intake::IntakePolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("the claim's lease was lost to another worker")]
+    LeaseLost,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A request as received, stored whatever the verdict.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub platform: Platform,
+    pub method: String,
+    pub endpoint: String,
+    pub source_ip: Option<String>,
+    /// Header names and values, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body, or its first 64 KiB when it was over the limit.
+    pub body: Vec<u8>,
+    pub body_size: u64,
+    pub body_truncated: bool,
+    pub envelope: Envelope,
+}
+
+/// A batch of due enrollments that one worker owns until its lease runs out.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub token: String,
+    pub work: ClaimedWork,
+    pub items: Vec<ClaimedItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimedWork {
+    /// Find which course a (non course key) SKU names.
+    LookupSku { sku: String },
+    /// One bulk enrollment request for one course.
+    CallLms { course: CourseKey, action: Action },
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedItem {
+    pub enrollment_id: i64,
+    pub order_id: i64,
+    pub platform: Platform,
+    pub shop: String,
+    pub order_number: String,
+    /// Always present for `CallLms` claims: items without a valid email fail at intake.
+    pub email: Option<LearnerEmail>,
+    /// Attempts already spent.
+    pub attempts: u32,
+}
+
+/// Why there is no work for a worker right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idle {
+    /// Nothing due; the next item is due at `next_due_ms` if any.
+    NothingDue { next_due_ms: Option<i64> },
+    /// The LMS asked everyone to wait (429 `Retry-After`).
+    Throttled { until_ms: i64 },
+    /// The shared rate limit is used up until `until_ms`.
+    RateLimited { until_ms: i64 },
+    /// The LMS is misconfigured; work waits until a probe succeeds.
+    Misconfigured { reason: String },
+}
+
+#[derive(Debug)]
+pub enum ClaimResult {
+    Claimed(Claim),
+    Idle(Idle),
+}
+
+/// What became of one claimed enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemResult {
+    Enrolled {
+        before_enrollment: Option<bool>,
+    },
+    Unenrolled,
+    Failed {
+        reason: String,
+    },
+    /// A transient failure: one attempt spent, tried again after `delay`.
+    RetryLater {
+        delay: Duration,
+        reason: String,
+    },
+    /// Nothing spent: the item goes back to the queue as it was.
+    Released,
+    CourseResolved(CourseKey),
+    Skipped {
+        reason: String,
+    },
+}
+
+/// One LMS call as it concerned one enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub action: Action,
+    pub http_status: Option<u16>,
+    pub outcome: String,
+    /// That learner's part of the answer, or the error.
+    pub detail: String,
+    pub duration_ms: i64,
+    /// Whether it spent one of the enrollment's attempts.
+    pub counted: bool,
+}
+
+/// What every worker must learn about the LMS from one claim's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LmsCondition {
+    Throttled { until_ms: i64 },
+    Misconfigured { reason: String, probe_in: Duration },
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimReport {
+    pub token: String,
+    pub results: Vec<(i64, ItemResult, Option<AttemptRecord>)>,
+    pub lms: Option<LmsCondition>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    pub id: i64,
+    pub platform: String,
+    pub shop: String,
+    pub external_id: String,
+    pub number: String,
+    pub state: String,
+    pub items: Vec<ItemView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemView {
+    pub id: i64,
+    pub line_item_id: String,
+    pub sku: String,
+    pub course_key: Option<String>,
+    pub email: Option<String>,
+    pub action: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    pub at_ms: i64,
+    pub action: String,
+    pub http_status: Option<u16>,
+    pub outcome: String,
+    pub detail: String,
+    pub duration_ms: i64,
+    pub counted: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    pub id: i64,
+    pub platform: String,
+    pub http_status: u16,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub shop: Option<String>,
+    pub topic: Option<String>,
+    pub body_size: u64,
+    pub body_truncated: bool,
+    pub stored_body_len: u64,
+    pub source_ip: Option<String>,
+}
+
+/// The LMS condition every process shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LmsStatus {
+    pub paused_until_ms: i64,
+    pub misconfigured: Option<String>,
+}
+
+/// The service's storage. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sqlite::Sqlite,
+    work_available: Arc<Notify>,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let db = if url.starts_with("sqlite:") {
+            sqlite::Sqlite::connect(url).await?
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        db.migrate().await?;
+        Ok(Store {
+            db,
+            work_available: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Woken whenever this process stores new due work.
+    pub fn work_available(&self) -> Arc<Notify> {
+        self.work_available.clone()
+    }
+
+    /// Whether the database answers and its schema is current.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await
+    }
+
+    /// Stores a request that was answered without trusting it (ping, rejection).
+    pub async fn record_request(
+        &self,
+        request: &RequestRecord,
+        http_status: u16,
+        outcome: &str,
+        reason: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        self.db
+            .record_request(request, http_status, outcome, reason)
+            .await
+    }
+
+    /// Stores a trusted delivery with everything it implies, in one durable
+    /// transaction, and says how it was taken.
+    pub async fn accept_delivery(
+        &self,
+        request: &RequestRecord,
+        verified: &crate::shops::Verified,
+        policy: IntakePolicy,
+    ) -> Result<(i64, crate::domain::Acceptance), StoreError> {
+        let (id, acceptance, new_work) = self.db.accept_delivery(request, verified, policy).await?;
+        if new_work {
+            self.work_available.notify_waiters();
+        }
+        Ok((id, acceptance))
+    }
+
+    /// Claims up to `batch` due enrollments of one course under a lease.
+    pub async fn claim_next(
+        &self,
+        batch: usize,
+        lease: Duration,
+        rate_limit: u32,
+    ) -> Result<ClaimResult, StoreError> {
+        self.db.claim_next(batch, lease, rate_limit).await
+    }
+
+    /// Extends a claim's lease; `LeaseLost` when another worker owns it now.
+    pub async fn renew_claim(&self, token: &str, lease: Duration) -> Result<(), StoreError> {
+        self.db.renew_claim(token, lease).await
+    }
+
+    /// Writes a claim's results; items no longer held under its token are left alone.
+    pub async fn finish_claim(&self, report: &ClaimReport) -> Result<usize, StoreError> {
+        let written = self.db.finish_claim(report).await?;
+        if report
+            .results
+            .iter()
+            .any(|(_, r, _)| matches!(r, ItemResult::CourseResolved(_) | ItemResult::Released))
+        {
+            self.work_available.notify_waiters();
+        }
+        Ok(written)
+    }
+
+    pub async fn lms_status(&self) -> Result<LmsStatus, StoreError> {
+        self.db.lms_status().await
+    }
+
+    /// Takes the right to probe a misconfigured LMS now; the next probe is due
+    /// after `interval`. `None` when the LMS is not misconfigured or another
+    /// worker probes.
+    pub async fn claim_probe(&self, interval: Duration) -> Result<Option<String>, StoreError> {
+        self.db.claim_probe(interval).await
+    }
+
+    /// Records that the LMS is healthy again, so work resumes.
+    pub async fn clear_misconfigured(&self) -> Result<(), StoreError> {
+        self.db.clear_misconfigured().await?;
+        self.work_available.notify_waiters();
+        Ok(())
+    }
+
+    /// Makes the failed items of an order pending again with fresh attempts.
+    /// `order` is the shop's order id or number, or our own id.
+    pub async fn retry_order(&self, order: &str, shop: Option<&str>) -> Result<u64, StoreError> {
+        let order_id = self.db.find_order(order, shop).await?;
+        let n = self.db.retry_failed(Some(order_id)).await?;
+        self.work_available.notify_waiters();
+        Ok(n)
+    }
+
+    /// Makes every failed item pending again with fresh attempts.
+    pub async fn retry_all_failed(&self) -> Result<u64, StoreError> {
+        let n = self.db.retry_failed(None).await?;
+        self.work_available.notify_waiters();
+        Ok(n)
+    }
+
+    pub async fn find_order(&self, order: &str, shop: Option<&str>) -> Result<i64, StoreError> {
+        self.db.find_order(order, shop).await
+    }
+
+    pub async fn order_view(&self, order_id: i64) -> Result<OrderView, StoreError> {
+        self.db.order_view(order_id).await
+    }
+
+    pub async fn attempts(&self, enrollment_id: i64) -> Result<Vec<AttemptView>, StoreError> {
+        self.db.attempts(enrollment_id).await
+    }
+
+    pub async fn requests(&self, limit: i64) -> Result<Vec<RequestView>, StoreError> {
+        self.db.requests(limit).await
+    }
+
+    pub async fn count_enrollments(&self) -> Result<Vec<(EnrollmentState, i64)>, StoreError> {
+        self.db.count_enrollments().await
+    }
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock (the SQLite
+/// database's clock is this machine's).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn order_state_of(cancelled: bool, states: &[EnrollmentState]) -> OrderState {
+    OrderState::derive(cancelled, states)
+}
