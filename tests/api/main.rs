@@ -1,3 +1,8 @@
+//! Integration tests: the real service over HTTP, a fake LMS per test.
+
 mod helpers;
+mod lifecycle;
 mod lms;
+mod processing;
 mod shopify;
+mod woocommerce;

@@ -1,0 +1,1 @@
+//! Processing: from stored order to LMS calls and their results.

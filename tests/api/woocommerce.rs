@@ -1,0 +1,1 @@
+//! WooCommerce intake, over HTTP.
