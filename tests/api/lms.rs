@@ -14,6 +14,7 @@ pub const CLIENT_SECRET: &str = "lms-client-secret";
 /// One bulk enrollment request as the LMS received it.
 #[derive(Debug, Clone)]
 pub struct BulkCall {
+    pub at: std::time::Instant,
     pub authorization: Option<String>,
     pub form: HashMap<String, String>,
 }
@@ -179,6 +180,7 @@ impl Respond for BulkEnrollView {
         }
         let form = parse_form(&request.body);
         let call = BulkCall {
+            at: std::time::Instant::now(),
             authorization,
             form: form.clone(),
         };
