@@ -5,8 +5,14 @@ pub mod shopify;
 pub mod woocommerce;
 
 use axum::http::{HeaderMap, StatusCode};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
 
-use crate::domain::Delivery;
+use crate::config::Secret;
+use crate::domain::{CourseRef, Delivery, LearnerEmail, LineItem};
 
 /// Why a delivery is refused, with the status it is answered with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,4 +62,87 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
+}
+
+/// Verifies `signature` (base64 of HMAC-SHA256 of the raw body) in constant time.
+pub(crate) fn check_signature(key: &str, body: &[u8], signature: &str) -> Result<(), Rejection> {
+    let claimed = BASE64
+        .decode(signature)
+        .map_err(|_| forbidden("signature is not valid base64"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
+        .map_err(|_| forbidden("the signing key cannot be used"))?;
+    mac.update(body);
+    mac.verify_slice(&claimed)
+        .map_err(|_| forbidden("signature does not match the body"))
+}
+
+/// The order's id and its line items, which every order delivery must have.
+pub(crate) fn id_and_line_items(json: &Value) -> Result<(String, &Vec<Value>), Rejection> {
+    match (json.get("id").and_then(json_id), json.get("line_items")) {
+        (Some(id), Some(Value::Array(items))) => Ok((id, items)),
+        (None, Some(Value::Array(_))) => Err(bad("order has no 'id'")),
+        (Some(_), _) => Err(bad("order has no 'line_items' list")),
+        (None, _) => Err(bad("order has no 'id' and no 'line_items' list")),
+    }
+}
+
+/// A line item: anything malformed inside it becomes that item's failure,
+/// never a rejection of the delivery.
+pub(crate) fn line_item(
+    index: usize,
+    item: &Value,
+    learner: Option<&str>,
+    no_learner: &str,
+) -> LineItem {
+    let sku = match item.get("sku") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let learner = match learner {
+        Some(email) => LearnerEmail::parse(email),
+        None => Err(no_learner.to_owned()),
+    };
+    LineItem {
+        // A line item always has an id; should one not, its position keeps it stable.
+        id: item
+            .get("id")
+            .and_then(json_id)
+            .unwrap_or_else(|| format!("line-{}", index + 1)),
+        course: CourseRef::from_sku(Some(&sku)),
+        sku,
+        learner,
+    }
+}
+
+/// An id as text: integers exactly (never through `f64`), or a non-empty string.
+pub(crate) fn json_id(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .map(|n| n.to_string())
+            .or_else(|| n.as_i64().map(|n| n.to_string())),
+        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+        _ => None,
+    }
+}
+
+pub(crate) fn non_empty(value: Option<&Value>) -> Option<&str> {
+    value
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// A configured secret, unless it is missing or blank: such a shop is off.
+pub(crate) fn usable_secret(secret: Option<&Secret>) -> Option<&str> {
+    secret.map(Secret::expose).filter(|k| !k.trim().is_empty())
+}
+
+pub(crate) fn bad(reason: impl Into<String>) -> Rejection {
+    Rejection::BadRequest(reason.into())
+}
+
+pub(crate) fn forbidden(reason: impl Into<String>) -> Rejection {
+    Rejection::Forbidden(reason.into())
 }

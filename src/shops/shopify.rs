@@ -2,15 +2,14 @@
 //! key, then read the JSON into the domain's `Delivery`.
 
 use axum::http::HeaderMap;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
-use super::{header, Envelope, Rejection, Verified};
-use crate::config::{Secret, ShopifyShop};
-use crate::domain::{CourseRef, Delivery, LearnerEmail, LineItem, Order};
+use super::{
+    bad, check_signature, forbidden, header, id_and_line_items, json_id, line_item, non_empty,
+    usable_secret, Envelope, Rejection, Verified,
+};
+use crate::config::ShopifyShop;
+use crate::domain::{Delivery, Order};
 
 /// The topics whose payload is a whole order to record or update.
 const ORDER_TOPICS: [&str; 4] = [
@@ -47,16 +46,11 @@ pub fn verify(
         .iter()
         .find(|s| s.domain.trim().eq_ignore_ascii_case(domain))
         .ok_or_else(|| forbidden(format!("shop {domain} is not configured")))?;
-    let key = shop
-        .api_key
-        .as_ref()
-        .map(Secret::expose)
-        .filter(|k| !k.trim().is_empty())
-        .ok_or_else(|| {
-            forbidden(format!(
-                "shop {domain} is not configured: it has no signing key"
-            ))
-        })?;
+    let key = usable_secret(shop.api_key.as_ref()).ok_or_else(|| {
+        forbidden(format!(
+            "shop {domain} is not configured: it has no signing key"
+        ))
+    })?;
     check_signature(key, body, signature)?;
     let json: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
@@ -75,17 +69,6 @@ pub fn verify(
 fn shopify_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     header(headers, &format!("x-shopify-{name}"))
         .or_else(|| header(headers, &format!("shopify-{name}")))
-}
-
-fn check_signature(key: &str, body: &[u8], signature: &str) -> Result<(), Rejection> {
-    let claimed = BASE64
-        .decode(signature)
-        .map_err(|_| forbidden("HMAC signature is not valid base64"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
-        .map_err(|_| forbidden("the signing key cannot be used"))?;
-    mac.update(body);
-    mac.verify_slice(&claimed)
-        .map_err(|_| forbidden("HMAC signature does not match the body"))
 }
 
 fn parse_delivery(topic: &str, json: &Value) -> Result<Delivery, Rejection> {
@@ -110,12 +93,7 @@ fn parse_delivery(topic: &str, json: &Value) -> Result<Delivery, Rejection> {
 }
 
 fn parse_order(topic: &str, json: &Value) -> Result<Order, Rejection> {
-    let (id, line_items) = match (json.get("id").and_then(json_id), json.get("line_items")) {
-        (Some(id), Some(Value::Array(items))) => (id, items),
-        (None, Some(Value::Array(_))) => return Err(bad("order has no 'id'")),
-        (Some(_), _) => return Err(bad("order has no 'line_items' list")),
-        (None, _) => return Err(bad("order has no 'id' and no 'line_items' list")),
-    };
+    let (id, line_items) = id_and_line_items(json)?;
     let buyer_email = [
         json.get("email"),
         json.get("contact_email"),
@@ -141,7 +119,14 @@ fn parse_order(topic: &str, json: &Value) -> Result<Order, Rejection> {
     let items = line_items
         .iter()
         .enumerate()
-        .map(|(index, item)| parse_line_item(index, item, buyer_email.as_deref()))
+        .map(|(index, item)| {
+            line_item(
+                index,
+                item,
+                email_property(item).or(buyer_email.as_deref()),
+                NO_LEARNER,
+            )
+        })
         .collect();
     Ok(Order {
         id,
@@ -153,29 +138,6 @@ fn parse_order(topic: &str, json: &Value) -> Result<Order, Rejection> {
         refunded_items,
         items,
     })
-}
-
-/// Anything malformed inside a line item becomes that item's failure, never a rejection.
-fn parse_line_item(index: usize, item: &Value, buyer_email: Option<&str>) -> LineItem {
-    let sku = match item.get("sku") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    };
-    let learner = match email_property(item).or(buyer_email) {
-        Some(email) => LearnerEmail::parse(email),
-        None => Err(NO_LEARNER.to_owned()),
-    };
-    LineItem {
-        // A line item always has an id; should one not, its position keeps it stable.
-        id: item
-            .get("id")
-            .and_then(json_id)
-            .unwrap_or_else(|| format!("line-{}", index + 1)),
-        course: CourseRef::from_sku(Some(&sku)),
-        sku,
-        learner,
-    }
 }
 
 /// The value of the line item property named `email` (any case), if it has one.
@@ -201,25 +163,6 @@ fn refund_line_item_ids(refund: &Value) -> impl Iterator<Item = String> + '_ {
         .filter_map(|r| r.get("line_item_id").and_then(json_id))
 }
 
-/// An id as text: integers exactly (never through `f64`), or a non-empty string.
-fn json_id(value: &Value) -> Option<String> {
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .map(|n| n.to_string())
-            .or_else(|| n.as_i64().map(|n| n.to_string())),
-        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-        _ => None,
-    }
-}
-
-fn non_empty(value: Option<&Value>) -> Option<&str> {
-    value
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
 fn list(value: Option<&Value>) -> &[Value] {
     value.and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
@@ -230,21 +173,18 @@ fn dedup(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-fn bad(reason: impl Into<String>) -> Rejection {
-    Rejection::BadRequest(reason.into())
-}
-
-fn forbidden(reason: impl Into<String>) -> Rejection {
-    Rejection::Forbidden(reason.into())
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::{HeaderName, HeaderValue};
     use serde_json::json;
 
     use super::*;
-    use crate::domain::CourseKey;
+    use crate::config::Secret;
+    use crate::domain::{CourseKey, CourseRef, LineItem};
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     const DOMAIN: &str = "example-academy.myshopify.com";
     const KEY: &str = "shpss_0a1b2c3d4e5f";
@@ -545,9 +485,9 @@ mod tests {
             (&[(SIG, &good), (SHOP, "keyless.myshopify.com")], body, "403 shop keyless.myshopify.com is not configured"),
             // An empty key must not verify even a body signed with the empty key.
             (&[(SIG, &empty_key), (SHOP, "empty-key.myshopify.com")], body, "403 shop empty-key.myshopify.com is not configured"),
-            (&[(SIG, "not base64!"), (SHOP, DOMAIN)], body, "403 HMAC signature is not valid base64"),
-            (&[(SIG, &wrong_key), (SHOP, DOMAIN)], body, "403 HMAC signature does not match"),
-            (&[(SIG, &good), (SHOP, DOMAIN)], b"{}", "403 HMAC signature does not match"),
+            (&[(SIG, "not base64!"), (SHOP, DOMAIN)], body, "403 signature is not valid base64"),
+            (&[(SIG, &wrong_key), (SHOP, DOMAIN)], body, "403 signature does not match"),
+            (&[(SIG, &good), (SHOP, DOMAIN)], b"{}", "403 signature does not match"),
         ];
         for (pairs, body, expected) in cases {
             let got = verdict(verify(&shops(), &headers(pairs), body, "orders/create"));

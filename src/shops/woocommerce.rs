@@ -2,16 +2,15 @@
 //! secret, then read the JSON into the domain's `Delivery`.
 
 use axum::http::HeaderMap;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use url::Url;
 
-use super::{header, Envelope, Rejection, Verified};
-use crate::config::{Secret, WooCommerceShop};
-use crate::domain::{CourseRef, Delivery, LearnerEmail, LineItem, Order};
+use super::{
+    bad, check_signature, forbidden, header, id_and_line_items, json_id, line_item, non_empty,
+    usable_secret, Envelope, Rejection, Verified,
+};
+use crate::config::WooCommerceShop;
+use crate::domain::{Delivery, Order};
 
 const SIGNATURE: &str = "x-wc-webhook-signature";
 const SOURCE: &str = "x-wc-webhook-source";
@@ -55,16 +54,11 @@ pub fn verify(
         .iter()
         .find(|s| !wanted.is_empty() && normalize_source(&s.source) == wanted)
         .ok_or_else(|| forbidden(format!("source {source} is not configured")))?;
-    let secret = shop
-        .secret
-        .as_ref()
-        .map(Secret::expose)
-        .filter(|k| !k.trim().is_empty())
-        .ok_or_else(|| {
-            forbidden(format!(
-                "source {source} is not configured: it has no secret"
-            ))
-        })?;
+    let secret = usable_secret(shop.secret.as_ref()).ok_or_else(|| {
+        forbidden(format!(
+            "source {source} is not configured: it has no secret"
+        ))
+    })?;
     check_signature(secret, body, signature)?;
     let json: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
@@ -93,24 +87,8 @@ fn normalize_source(source: &str) -> String {
     }
 }
 
-fn check_signature(secret: &str, body: &[u8], signature: &str) -> Result<(), Rejection> {
-    let claimed = BASE64
-        .decode(signature)
-        .map_err(|_| forbidden("signature is not valid base64"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .map_err(|_| forbidden("the secret cannot be used"))?;
-    mac.update(body);
-    mac.verify_slice(&claimed)
-        .map_err(|_| forbidden("signature does not match the body"))
-}
-
 fn parse_order(json: &Value) -> Result<Order, Rejection> {
-    let (id, line_items) = match (json.get("id").and_then(json_id), json.get("line_items")) {
-        (Some(id), Some(Value::Array(items))) => (id, items),
-        (None, Some(Value::Array(_))) => return Err(bad("order has no 'id'")),
-        (Some(_), _) => return Err(bad("order has no 'line_items' list")),
-        (None, _) => return Err(bad("order has no 'id' and no 'line_items' list")),
-    };
+    let (id, line_items) = id_and_line_items(json)?;
     let buyer_email = non_empty(json.pointer("/billing/email")).map(str::to_owned);
     let number = json
         .get("number")
@@ -123,7 +101,14 @@ fn parse_order(json: &Value) -> Result<Order, Rejection> {
     let items = line_items
         .iter()
         .enumerate()
-        .map(|(index, item)| parse_line_item(index, item, buyer_email.as_deref()))
+        .map(|(index, item)| {
+            line_item(
+                index,
+                item,
+                email_field(item).or(buyer_email.as_deref()),
+                NO_LEARNER,
+            )
+        })
         .collect();
     Ok(Order {
         number: if number.starts_with('#') {
@@ -139,29 +124,6 @@ fn parse_order(json: &Value) -> Result<Order, Rejection> {
         refunded_items: Vec::new(),
         items,
     })
-}
-
-/// Anything malformed inside a line item becomes that item's failure, never a rejection.
-fn parse_line_item(index: usize, item: &Value, buyer_email: Option<&str>) -> LineItem {
-    let sku = match item.get("sku") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    };
-    let learner = match email_field(item).or(buyer_email) {
-        Some(email) => LearnerEmail::parse(email),
-        None => Err(NO_LEARNER.to_owned()),
-    };
-    LineItem {
-        // A line item always has an id; should one not, its position keeps it stable.
-        id: item
-            .get("id")
-            .and_then(json_id)
-            .unwrap_or_else(|| format!("line-{}", index + 1)),
-        course: CourseRef::from_sku(Some(&sku)),
-        sku,
-        learner,
-    }
 }
 
 /// The `_value` of the first filled-in field of type `email` that a meta value
@@ -193,40 +155,18 @@ fn field_objects(value: &Value) -> Vec<&Value> {
     }
 }
 
-/// An id as text: integers exactly (never through `f64`), or a non-empty string.
-fn json_id(value: &Value) -> Option<String> {
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .map(|n| n.to_string())
-            .or_else(|| n.as_i64().map(|n| n.to_string())),
-        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-        _ => None,
-    }
-}
-
-fn non_empty(value: Option<&Value>) -> Option<&str> {
-    value
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
-fn bad(reason: impl Into<String>) -> Rejection {
-    Rejection::BadRequest(reason.into())
-}
-
-fn forbidden(reason: impl Into<String>) -> Rejection {
-    Rejection::Forbidden(reason.into())
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::{HeaderName, HeaderValue};
     use serde_json::json;
 
     use super::*;
-    use crate::domain::CourseKey;
+    use crate::config::Secret;
+    use crate::domain::{CourseKey, CourseRef, LineItem};
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     const SOURCE_URL: &str = "https://shop.example.com/";
     const SECRET: &str = "wc-secret-9f8e7d";

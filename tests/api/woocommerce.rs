@@ -667,3 +667,43 @@ async fn a_delivery_over_http_1_0_is_accepted() {
     assert!(answer.contains(r#""status":"accepted""#), "{answer}");
     app.wait_for_order("80", WOO_SOURCE, "enrolled").await;
 }
+
+#[tokio::test]
+async fn two_shops_with_the_same_order_id_are_two_orders() {
+    let second = "https://second.example.com/";
+    let app = spawn_app_with(|c| {
+        c.woocommerce.push(WooCommerceShop {
+            source: second.into(),
+            secret: Some(Secret::new("second-secret")),
+        })
+    })
+    .await;
+    let first_order = paid_order(90, "one@example.org");
+    let second_order = paid_order(90, "two@example.org");
+    let body = raw(&second_order);
+    let signature = sign("second-secret", &body);
+
+    let first = app.woocommerce("order.created", &first_order).await;
+    let other = Delivery::new(body)
+        .header("X-WC-Webhook-Source", second)
+        .header("X-WC-Webhook-Signature", &signature)
+        .send(&app)
+        .await;
+
+    assert_eq!(status_of(first).await, (200, "accepted".to_owned()));
+    assert_eq!(status_of(other).await, (200, "accepted".to_owned()));
+    app.wait_for_order("90", WOO_SOURCE, "enrolled").await;
+    app.wait_for_order("90", second, "enrolled").await;
+    assert!(app.lms.is_enrolled(COURSE_A, "one@example.org"));
+    assert!(app.lms.is_enrolled(COURSE_A, "two@example.org"));
+    // Both orders may share one bulk request: each is named in the audit reason.
+    let reasons: Vec<String> = app
+        .lms
+        .calls()
+        .iter()
+        .map(|c| c.field("reason").to_owned())
+        .collect();
+    let reasons = reasons.join(", ");
+    assert!(reasons.contains("WooCommerce order #90 (https://shop.example.com/)"));
+    assert!(reasons.contains("WooCommerce order #90 (https://second.example.com/)"));
+}
