@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::error::HttpError;
 use super::AppState;
 use crate::domain::Platform;
-use crate::shops::{self, Rejection, Verified};
+use crate::shops::{self, Verified};
 use crate::store::RequestRecord;
 
 /// How much of an oversized body is kept for the operator to look at.
@@ -178,9 +178,7 @@ fn judge(
     };
     match verified {
         Ok(verified) => Judgement::Trusted(verified),
-        Err(rejection @ (Rejection::BadRequest(_) | Rejection::Forbidden(_))) => {
-            Judgement::Rejected(rejection.status(), rejection.to_string())
-        }
+        Err(rejection) => Judgement::Rejected(rejection.status(), rejection.to_string()),
     }
 }
 

@@ -201,13 +201,34 @@ impl Worker {
                     )
                     .await?;
                 let context = self.context(claim, *action, started);
-                info!(course = %course, action = action.as_str(), learners = identifiers.len(),
-                      status = ?answer.as_ref().map(|a| a.status).map_err(|e| e.to_string()), "LMS call finished");
+                match &answer {
+                    Ok(a) => {
+                        info!(%course, action = action.as_str(), learners = identifiers.len(), status = a.status, "LMS answered")
+                    }
+                    Err(e) => {
+                        warn!(%course, action = action.as_str(), learners = identifiers.len(), status = ?e.status(), problem = %e, "LMS call failed")
+                    }
+                }
                 context.report_bulk_enroll(answer, now_ms())
             }
         };
-        self.store.finish_claim(&report).await?;
-        Ok(())
+        self.record(&report).await
+    }
+
+    /// Writes a claim's results, retrying a failing database for a while: the
+    /// LMS has acted, and a result lost here means the call is made again.
+    async fn record(&self, report: &crate::store::ClaimReport) -> Result<(), StoreError> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.finish_claim(report).await {
+                Err(StoreError::Database(e)) if delay < self.settings.lease / 4 => {
+                    warn!(error = %e, "could not record the LMS's answer; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                result => return result.map(|_| ()),
+            }
+        }
     }
 
     fn context<'a>(
