@@ -1,4 +1,4 @@
--- Times are Unix milliseconds (UTC); states are the text of the domain's enums.
+-- Times are Unix milliseconds (UTC); flags are 0 or 1; states are the text of the domain's enums.
 
 CREATE TABLE orders (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,

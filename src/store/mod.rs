@@ -1,8 +1,9 @@
 //! The one place that speaks SQL. The rest of the service calls this API; the
 //! statements live in a module per database backend.
 
+mod dialect;
 mod intake;
-mod sqlite;
+mod sql;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail, OrderState, Platform};
+use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail, Platform};
 use crate::shops::Envelope;
 
+pub use dialect::Dialect;
 pub use intake::IntakePolicy;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +23,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    #[error("unsupported database URL '{0}': use sqlite://PATH, postgres://... or mysql://...")]
     UnsupportedUrl(String),
     #[error("the claim's lease was lost to another worker")]
     LeaseLost,
@@ -205,23 +207,23 @@ pub struct LmsStatus {
 /// The service's storage. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: sqlite::Sqlite,
+    db: sql::SqlStore,
     work_available: Arc<Notify>,
 }
 
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let db = if url.starts_with("sqlite:") {
-            sqlite::Sqlite::connect(url).await?
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        };
+        let db = sql::SqlStore::connect(url).await?;
         db.migrate().await?;
         Ok(Store {
             db,
             work_available: Arc::new(Notify::new()),
         })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
     }
 
     /// Woken whenever this process stores new due work.
@@ -255,11 +257,11 @@ impl Store {
         verified: &crate::shops::Verified,
         policy: IntakePolicy,
     ) -> Result<(i64, crate::domain::Acceptance), StoreError> {
-        let (id, acceptance, new_work) = self.db.accept_delivery(request, verified, policy).await?;
-        if new_work {
+        let taken = self.db.accept_delivery(request, verified, policy).await?;
+        if taken.new_work {
             self.work_available.notify_waiters();
         }
-        Ok((id, acceptance))
+        Ok((taken.request_id, taken.acceptance))
     }
 
     /// Claims up to `batch` due enrollments of one course under a lease.
@@ -352,8 +354,4 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-pub(crate) fn order_state_of(cancelled: bool, states: &[EnrollmentState]) -> OrderState {
-    OrderState::derive(cancelled, states)
 }

@@ -20,9 +20,9 @@ fn cancelled(mut order: Value) -> Value {
     order
 }
 
-#[tokio::test]
-async fn a_cancelled_order_unenrolls_learners_we_enrolled_when_asked_to() {
-    let app = spawn_app_with(|c| c.unenroll_on_cancel = true).await;
+on_each_database! {
+async fn a_cancelled_order_unenrolls_learners_we_enrolled_when_asked_to(db: Db) {
+    let app = spawn_app_with(db, |c| c.unenroll_on_cancel = true).await;
     let order = enrolled_order(&app, 4001, &[(1, "ann@example.org")]).await;
 
     let response = app.shopify("orders/cancelled", &cancelled(order)).await;
@@ -40,9 +40,8 @@ async fn a_cancelled_order_unenrolls_learners_we_enrolled_when_asked_to() {
     assert!(!app.lms.is_enrolled(COURSE_A, "ann@example.org"));
 }
 
-#[tokio::test]
-async fn a_learner_who_was_enrolled_before_us_keeps_the_course() {
-    let app = spawn_app_with(|c| c.unenroll_on_cancel = true).await;
+async fn a_learner_who_was_enrolled_before_us_keeps_the_course(db: Db) {
+    let app = spawn_app_with(db, |c| c.unenroll_on_cancel = true).await;
     app.lms.with(|s| {
         s.enrolled
             .entry(COURSE_A.into())
@@ -60,9 +59,8 @@ async fn a_learner_who_was_enrolled_before_us_keeps_the_course() {
     assert!(app.lms.is_enrolled(COURSE_A, "had@example.org"));
 }
 
-#[tokio::test]
-async fn a_refund_unenrolls_only_the_refunded_line_items() {
-    let app = spawn_app_with(|c| c.unenroll_on_cancel = true).await;
+async fn a_refund_unenrolls_only_the_refunded_line_items(db: Db) {
+    let app = spawn_app_with(db, |c| c.unenroll_on_cancel = true).await;
     enrolled_order(
         &app,
         4003,
@@ -93,9 +91,8 @@ async fn a_refund_unenrolls_only_the_refunded_line_items() {
     assert!(app.lms.is_enrolled(COURSE_A, "ann@example.org"));
 }
 
-#[tokio::test]
-async fn without_unenroll_on_cancel_enrolled_learners_keep_their_course() {
-    let app = spawn_app().await;
+async fn without_unenroll_on_cancel_enrolled_learners_keep_their_course(db: Db) {
+    let app = spawn_app(db).await;
     let order = enrolled_order(&app, 4004, &[(1, "ann@example.org")]).await;
 
     let response = app.shopify("orders/cancelled", &cancelled(order)).await;
@@ -106,9 +103,8 @@ async fn without_unenroll_on_cancel_enrolled_learners_keep_their_course() {
     assert_eq!(app.lms.calls().len(), 1);
 }
 
-#[tokio::test]
-async fn cancelling_an_unpaid_order_cancels_its_waiting_items() {
-    let app = spawn_app_with(|c| c.require_payment = true).await;
+async fn cancelling_an_unpaid_order_cancels_its_waiting_items(db: Db) {
+    let app = spawn_app_with(db, |c| c.require_payment = true).await;
     let order = shopify_order(
         4005,
         &[(1, COURSE_A, Some("ann@example.org"))],
@@ -141,9 +137,8 @@ async fn cancelling_an_unpaid_order_cancels_its_waiting_items() {
     assert!(app.lms.calls().is_empty());
 }
 
-#[tokio::test]
-async fn shopify_payment_releases_waiting_items() {
-    let app = spawn_app_with(|c| c.require_payment = true).await;
+async fn shopify_payment_releases_waiting_items(db: Db) {
+    let app = spawn_app_with(db, |c| c.require_payment = true).await;
     let mut order = shopify_order(
         4006,
         &[(1, COURSE_A, Some("ann@example.org"))],
@@ -169,4 +164,5 @@ async fn shopify_payment_releases_waiting_items() {
     );
     app.wait_for_order("4006", SHOP, "enrolled").await;
     assert_eq!(app.lms.calls().len(), 1);
+}
 }

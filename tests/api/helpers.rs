@@ -22,19 +22,86 @@ pub const WOO_SECRET: &str = "woocommerce-secret";
 pub const COURSE_A: &str = "course-v1:Org+CourseA+2026";
 pub const COURSE_B: &str = "course-v1:Org+CourseB+2026";
 
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// The servers the PostgreSQL and MySQL/MariaDB suites use; each test gets a
+/// database of its own there.
+pub fn server_url(db: Db) -> Option<String> {
+    let from_env = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    match db {
+        Db::Sqlite => None,
+        Db::Postgres => Some(from_env(
+            "EDX_WEBHOOKS_TEST_POSTGRES",
+            "postgres://postgres@127.0.0.1:5432/test",
+        )),
+        Db::MySql => Some(from_env(
+            "EDX_WEBHOOKS_TEST_MYSQL",
+            "mysql://root@127.0.0.1:3306/test",
+        )),
+    }
+}
+
+/// A new, empty database for one test (SQLite: a file in `dir`).
+pub async fn fresh_database(db: Db, dir: &TempDir) -> String {
+    use sqlx::Connection;
+    let Some(server) = server_url(db) else {
+        return format!("sqlite://{}", dir.path().join("test.sqlite3").display());
+    };
+    let name = format!(
+        "ew_test_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    );
+    let create = format!("CREATE DATABASE {name}");
+    let unreachable =
+        |e: sqlx::Error| -> ! { panic!("the {db:?} suite needs its server at {server}: {e}") };
+    match db {
+        Db::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&server)
+                .await
+                .unwrap_or_else(|e| unreachable(e));
+            sqlx::query(&create).execute(&mut conn).await.unwrap();
+        }
+        Db::MySql => {
+            let mut conn = sqlx::MySqlConnection::connect(&server)
+                .await
+                .unwrap_or_else(|e| unreachable(e));
+            sqlx::query(&create).execute(&mut conn).await.unwrap();
+        }
+        Db::Sqlite => unreachable!(),
+    }
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("server URL names a database");
+    format!("{base}/{name}")
+}
+
 pub struct TestApp {
     pub address: SocketAddr,
+    pub database_url: String,
     pub store: Store,
     pub lms: FakeLms,
     pub client: reqwest::Client,
+    #[allow(dead_code)] // Holds the SQLite file until the test ends.
     pub dir: TempDir,
 }
 
-/// The settings every test starts from: fast retries, a fake LMS, one shop of each kind.
-pub fn test_config(lms: &FakeLms, dir: &TempDir) -> Config {
+/// The settings every test starts from: a fresh database, fast retries, a
+/// fake LMS, one shop of each kind.
+pub async fn test_config(db: Db, lms: &FakeLms, dir: &TempDir) -> Config {
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.database_url = format!("sqlite://{}", dir.path().join("test.sqlite3").display());
+    config.database_url = fresh_database(db, dir).await;
     config.lms.base_url = lms.uri().parse().unwrap();
     config.lms.client_id = Some(CLIENT_ID.into());
     config.lms.client_secret = Some(Secret::new(CLIENT_SECRET));
@@ -54,19 +121,20 @@ pub fn test_config(lms: &FakeLms, dir: &TempDir) -> Config {
     config
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, |_| {}).await
 }
 
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let lms = FakeLms::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&lms, &dir);
+    let mut config = test_config(db, &lms, &dir).await;
     adjust(&mut config);
     spawn_with_config(config, lms, dir).await
 }
 
 pub async fn spawn_with_config(config: Config, lms: FakeLms, dir: TempDir) -> TestApp {
+    let database_url = config.database_url.clone();
     let app = App::build(
         config,
         RunMode {
@@ -81,6 +149,7 @@ pub async fn spawn_with_config(config: Config, lms: FakeLms, dir: TempDir) -> Te
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
+        database_url,
         store,
         lms,
         client: reqwest::Client::new(),

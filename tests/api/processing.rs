@@ -18,9 +18,9 @@ fn item<'a>(
         .expect("line item stored")
 }
 
-#[tokio::test]
-async fn two_courses_and_three_learners_make_one_request_per_course() {
-    let app = spawn_app().await;
+on_each_database! {
+async fn two_courses_and_three_learners_make_one_request_per_course(db: Db) {
+    let app = spawn_app(db).await;
     let order = shopify_order(
         2001,
         &[
@@ -51,9 +51,8 @@ async fn two_courses_and_three_learners_make_one_request_per_course() {
     assert_eq!(b.identifiers(), vec!["cy@example.org"]);
 }
 
-#[tokio::test]
-async fn a_sku_is_resolved_through_the_lms_redirect_with_the_prefix() {
-    let app = spawn_app_with(|c| c.lms.sku_prefix = "sku/".into()).await;
+async fn a_sku_is_resolved_through_the_lms_redirect_with_the_prefix(db: Db) {
+    let app = spawn_app_with(db, |c| c.lms.sku_prefix = "sku/".into()).await;
     app.lms.map_sku("/sku/PYTHON-101", COURSE_B).await;
     let order = shopify_order(
         2002,
@@ -69,9 +68,8 @@ async fn a_sku_is_resolved_through_the_lms_redirect_with_the_prefix() {
     assert!(app.lms.is_enrolled(COURSE_B, "ann@example.org"));
 }
 
-#[tokio::test]
-async fn a_sku_that_is_not_a_course_is_skipped_while_the_rest_enrolls() {
-    let app = spawn_app().await;
+async fn a_sku_that_is_not_a_course_is_skipped_while_the_rest_enrolls(db: Db) {
+    let app = spawn_app(db).await;
     // The fake LMS answers 404 for any SKU it has no redirect for.
     let order = shopify_order(
         2003,
@@ -98,9 +96,8 @@ async fn a_sku_that_is_not_a_course_is_skipped_while_the_rest_enrolls() {
     assert_eq!(app.lms.calls().len(), 1);
 }
 
-#[tokio::test]
-async fn a_missing_learner_email_falls_back_to_the_buyer() {
-    let app = spawn_app().await;
+async fn a_missing_learner_email_falls_back_to_the_buyer(db: Db) {
+    let app = spawn_app(db).await;
     let order = shopify_order(
         2004,
         &[(1, COURSE_A, None)],
@@ -114,9 +111,8 @@ async fn a_missing_learner_email_falls_back_to_the_buyer() {
     assert_eq!(app.lms.calls()[0].identifiers(), vec!["buyer@example.org"]);
 }
 
-#[tokio::test]
-async fn an_invalid_email_fails_its_item_only_without_a_call() {
-    let app = spawn_app().await;
+async fn an_invalid_email_fails_its_item_only_without_a_call(db: Db) {
+    let app = spawn_app(db).await;
     let order = shopify_order(
         2005,
         &[
@@ -142,9 +138,8 @@ async fn an_invalid_email_fails_its_item_only_without_a_call() {
     assert_eq!(calls[0].field("courses"), COURSE_B);
 }
 
-#[tokio::test]
-async fn two_503_answers_then_a_200_enroll_after_retries() {
-    let app = spawn_app().await;
+async fn two_503_answers_then_a_200_enroll_after_retries(db: Db) {
+    let app = spawn_app(db).await;
     app.lms
         .with(|s| s.script.extend([Reply::Status(503), Reply::Status(503)]));
     let order = shopify_order(
@@ -179,9 +174,8 @@ async fn two_503_answers_then_a_200_enroll_after_retries() {
     );
 }
 
-#[tokio::test]
-async fn a_429_is_waited_out_for_retry_after_and_spends_no_attempt() {
-    let app = spawn_app().await;
+async fn a_429_is_waited_out_for_retry_after_and_spends_no_attempt(db: Db) {
+    let app = spawn_app(db).await;
     // More throttles than there are attempts: were they spent, the item would fail.
     app.lms.with(|s| {
         s.script.push_back(Reply::Throttle {
@@ -219,9 +213,8 @@ async fn a_429_is_waited_out_for_retry_after_and_spends_no_attempt() {
     );
 }
 
-#[tokio::test]
-async fn course_not_found_fails_at_once_without_retry() {
-    let app = spawn_app().await;
+async fn course_not_found_fails_at_once_without_retry(db: Db) {
+    let app = spawn_app(db).await;
     app.lms.with(|s| s.unknown_courses.insert(COURSE_A.into()));
     let order = shopify_order(
         2008,
@@ -238,9 +231,8 @@ async fn course_not_found_fails_at_once_without_retry() {
     assert!(reason.contains("Course not found"), "{reason}");
 }
 
-#[tokio::test]
-async fn a_disabled_bulk_enrollment_view_pauses_work_until_it_is_back() {
-    let app = spawn_app().await;
+async fn a_disabled_bulk_enrollment_view_pauses_work_until_it_is_back(db: Db) {
+    let app = spawn_app(db).await;
     app.lms.with(|s| s.view_disabled = true);
     let order = shopify_order(
         2009,
@@ -276,9 +268,8 @@ async fn a_disabled_bulk_enrollment_view_pauses_work_until_it_is_back() {
     assert_eq!(app.client.get(&readyz).send().await.unwrap().status(), 200);
 }
 
-#[tokio::test]
-async fn an_invalid_identifier_fails_that_item_only() {
-    let app = spawn_app().await;
+async fn an_invalid_identifier_fails_that_item_only(db: Db) {
+    let app = spawn_app(db).await;
     app.lms
         .with(|s| s.invalid_identifiers.insert("ghost@example.org".into()));
     let order = shopify_order(
@@ -304,9 +295,8 @@ async fn an_invalid_identifier_fails_that_item_only() {
     assert_eq!(app.lms.calls().len(), 1);
 }
 
-#[tokio::test]
-async fn an_expired_token_is_replaced_once_and_the_call_succeeds() {
-    let app = spawn_app().await;
+async fn an_expired_token_is_replaced_once_and_the_call_succeeds(db: Db) {
+    let app = spawn_app(db).await;
     app.lms.with(|s| s.script.push_back(Reply::ExpireTokens));
     let order = shopify_order(
         2011,
@@ -325,9 +315,8 @@ async fn an_expired_token_is_replaced_once_and_the_call_succeeds() {
     assert_eq!(item(&view, "1").attempts, 1);
 }
 
-#[tokio::test]
-async fn the_token_is_reused_across_orders() {
-    let app = spawn_app().await;
+async fn the_token_is_reused_across_orders(db: Db) {
+    let app = spawn_app(db).await;
     for n in 0..3 {
         let order = shopify_order(
             2100 + n,
@@ -343,9 +332,8 @@ async fn the_token_is_reused_across_orders() {
     assert_eq!(app.lms.with(|s| s.tokens_issued), 1);
 }
 
-#[tokio::test]
-async fn attempts_exhausted_fail_the_order_and_an_operator_retry_enrolls_it() {
-    let app = spawn_app().await;
+async fn attempts_exhausted_fail_the_order_and_an_operator_retry_enrolls_it(db: Db) {
+    let app = spawn_app(db).await;
     app.lms.with(|s| s.down = true);
     let order = shopify_order(
         2012,
@@ -376,9 +364,8 @@ async fn attempts_exhausted_fail_the_order_and_an_operator_retry_enrolls_it() {
     assert!(app.lms.is_enrolled(COURSE_A, "ann@example.org"));
 }
 
-#[tokio::test]
-async fn fifty_concurrent_orders_make_fifty_enrollments_without_duplicates() {
-    let app = spawn_app().await;
+async fn fifty_concurrent_orders_make_fifty_enrollments_without_duplicates(db: Db) {
+    let app = spawn_app(db).await;
     let sends = (0..50u64).map(|n| {
         let app = &app;
         async move {
@@ -430,4 +417,5 @@ async fn fifty_concurrent_orders_make_fifty_enrollments_without_duplicates() {
     let unique: HashSet<&String> = sent.iter().collect();
     assert_eq!(sent.len(), 50, "each learner is sent exactly once");
     assert_eq!(unique.len(), 50);
+}
 }

@@ -48,9 +48,9 @@ async fn status_and_reason(response: reqwest::Response) -> (u16, String) {
     )
 }
 
-#[tokio::test]
-async fn a_paid_order_enrolls_its_learner_with_the_expected_request() {
-    let app = spawn_app().await;
+on_each_database! {
+async fn a_paid_order_enrolls_its_learner_with_the_expected_request(db: Db) {
+    let app = spawn_app(db).await;
     let order = shopify_order(
         820982911946154508,
         &[(1, COURSE_A, Some("learner@example.org"))],
@@ -82,9 +82,8 @@ async fn a_paid_order_enrolls_its_learner_with_the_expected_request() {
     assert_eq!(call.authorization.as_deref(), Some("JWT jwt-1"));
 }
 
-#[tokio::test]
-async fn the_same_order_again_is_a_duplicate_and_enrolls_nobody_twice() {
-    let app = spawn_app().await;
+async fn the_same_order_again_is_a_duplicate_and_enrolls_nobody_twice(db: Db) {
+    let app = spawn_app(db).await;
     let order = shopify_order(
         1001,
         &[(1, COURSE_A, Some("learner@example.org"))],
@@ -103,9 +102,8 @@ async fn the_same_order_again_is_a_duplicate_and_enrolls_nobody_twice() {
     assert_eq!(app.lms.calls().len(), 1);
 }
 
-#[tokio::test]
-async fn a_redelivery_with_the_same_webhook_id_is_a_duplicate() {
-    let app = spawn_app().await;
+async fn a_redelivery_with_the_same_webhook_id_is_a_duplicate(db: Db) {
+    let app = spawn_app(db).await;
     let body = raw(&shopify_order(
         1002,
         &[(1, COURSE_A, Some("a@example.org"))],
@@ -126,9 +124,8 @@ async fn a_redelivery_with_the_same_webhook_id_is_a_duplicate() {
     assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
 }
 
-#[tokio::test]
-async fn other_methods_are_refused_with_allow_post() {
-    let app = spawn_app().await;
+async fn other_methods_are_refused_with_allow_post(db: Db) {
+    let app = spawn_app(db).await;
     for path in ["/webhooks/shopify", "/webhooks/shopify/order/create"] {
         let get = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(get.status(), 405);
@@ -138,9 +135,8 @@ async fn other_methods_are_refused_with_allow_post() {
     }
 }
 
-#[tokio::test]
-async fn missing_signature_or_shop_header_is_a_bad_request() {
-    let app = spawn_app().await;
+async fn missing_signature_or_shop_header_is_a_bad_request(db: Db) {
+    let app = spawn_app(db).await;
     let body = raw(&shopify_order(
         1,
         &[(1, COURSE_A, None)],
@@ -175,9 +171,8 @@ async fn missing_signature_or_shop_header_is_a_bad_request() {
         .all(|r| r.outcome == "rejected" && r.http_status == 400 && r.reason.is_some()));
 }
 
-#[tokio::test]
-async fn an_unknown_shop_is_forbidden() {
-    let app = spawn_app().await;
+async fn an_unknown_shop_is_forbidden(db: Db) {
+    let app = spawn_app(db).await;
     let body = raw(&shopify_order(
         1,
         &[(1, COURSE_A, None)],
@@ -195,9 +190,8 @@ async fn an_unknown_shop_is_forbidden() {
     assert_eq!(status_and_reason(response).await.0, 403);
 }
 
-#[tokio::test]
-async fn a_shop_with_an_empty_secret_refuses_a_body_signed_with_the_empty_key() {
-    let app = spawn_app_with(|c| {
+async fn a_shop_with_an_empty_secret_refuses_a_body_signed_with_the_empty_key(db: Db) {
+    let app = spawn_app_with(db, |c| {
         c.shopify.push(edx_webhooks::config::ShopifyShop {
             domain: "keyless.myshopify.com".into(),
             api_key: None,
@@ -223,9 +217,8 @@ async fn a_shop_with_an_empty_secret_refuses_a_body_signed_with_the_empty_key() 
     assert_eq!(status_and_reason(response).await.0, 403);
 }
 
-#[tokio::test]
-async fn a_wrong_or_undecodable_signature_is_forbidden() {
-    let app = spawn_app().await;
+async fn a_wrong_or_undecodable_signature_is_forbidden(db: Db) {
+    let app = spawn_app(db).await;
     let body = raw(&shopify_order(
         1,
         &[(1, COURSE_A, None)],
@@ -249,9 +242,8 @@ async fn a_wrong_or_undecodable_signature_is_forbidden() {
     assert!(app.lms.calls().is_empty());
 }
 
-#[tokio::test]
-async fn a_signed_body_that_is_not_json_or_not_an_order_is_a_bad_request() {
-    let app = spawn_app().await;
+async fn a_signed_body_that_is_not_json_or_not_an_order_is_a_bad_request(db: Db) {
+    let app = spawn_app(db).await;
     let not_json = delivery(&app, b"this is not json".to_vec())
         .send()
         .await
@@ -268,9 +260,8 @@ async fn a_signed_body_that_is_not_json_or_not_an_order_is_a_bad_request() {
     }
 }
 
-#[tokio::test]
-async fn a_body_over_the_limit_is_refused_and_its_beginning_kept() {
-    let app = spawn_app_with(|c| c.max_body = 100 * 1024).await;
+async fn a_body_over_the_limit_is_refused_and_its_beginning_kept(db: Db) {
+    let app = spawn_app_with(db, |c| c.max_body = 100 * 1024).await;
     let mut order = shopify_order(1, &[(1, COURSE_A, None)], Some("b@example.org"), "paid");
     order["note"] = json!("x".repeat(200 * 1024));
     let response = delivery(&app, raw(&order)).send().await.unwrap();
@@ -282,9 +273,8 @@ async fn a_body_over_the_limit_is_refused_and_its_beginning_kept() {
     assert!(stored.body_size > 200 * 1024);
 }
 
-#[tokio::test]
-async fn an_unknown_topic_is_stored_and_ignored() {
-    let app = spawn_app().await;
+async fn an_unknown_topic_is_stored_and_ignored(db: Db) {
+    let app = spawn_app(db).await;
     let response = app
         .shopify("products/update", &json!({"id": 1, "title": "A course"}))
         .await;
@@ -293,9 +283,8 @@ async fn an_unknown_topic_is_stored_and_ignored() {
     assert_eq!(app.store.requests(1).await.unwrap()[0].outcome, "ignored");
 }
 
-#[tokio::test]
-async fn headers_without_the_x_prefix_are_accepted() {
-    let app = spawn_app().await;
+async fn headers_without_the_x_prefix_are_accepted(db: Db) {
+    let app = spawn_app(db).await;
     let body = raw(&shopify_order(
         77,
         &[(1, COURSE_A, Some("a@example.org"))],
@@ -318,8 +307,7 @@ async fn headers_without_the_x_prefix_are_accepted() {
     app.wait_for_order("77", SHOP, "enrolled").await;
 }
 
-#[tokio::test]
-async fn two_shops_with_the_same_order_id_are_two_orders() {
+async fn two_shops_with_the_same_order_id_are_two_orders(db: Db) {
     let lms = crate::lms::FakeLms::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("edx-webhooks.toml");
@@ -338,7 +326,7 @@ async fn two_shops_with_the_same_order_id_are_two_orders() {
         overrides: Default::default(),
     };
     let loaded = edx_webhooks::config::Config::load(&sources).unwrap();
-    let mut config = test_config(&lms, &dir);
+    let mut config = test_config(db, &lms, &dir).await;
     config.shopify = loaded.shopify;
     let app = spawn_with_config(config, lms, dir).await;
 
@@ -377,4 +365,5 @@ async fn two_shops_with_the_same_order_id_are_two_orders() {
         .await;
     assert!(app.lms.is_enrolled(COURSE_A, "one@example.org"));
     assert!(app.lms.is_enrolled(COURSE_A, "two@example.org"));
+}
 }

@@ -122,9 +122,9 @@ fn payment_required() -> impl FnOnce(&mut edx_webhooks::config::Config) {
     |c| c.require_payment = true
 }
 
-#[tokio::test]
-async fn other_methods_are_refused_with_allow_post() {
-    let app = spawn_app().await;
+on_each_database! {
+async fn other_methods_are_refused_with_allow_post(db: Db) {
+    let app = spawn_app(db).await;
     for path in [BARE, CREATE, UPDATE] {
         for method in [reqwest::Method::GET, reqwest::Method::PUT] {
             let response = app
@@ -139,9 +139,8 @@ async fn other_methods_are_refused_with_allow_post() {
     }
 }
 
-#[tokio::test]
-async fn a_paid_order_enrolls_its_learner_with_the_expected_request() {
-    let app = spawn_app().await;
+async fn a_paid_order_enrolls_its_learner_with_the_expected_request(db: Db) {
+    let app = spawn_app(db).await;
     let order = woo_order(
         727,
         &[(315, COURSE_A, Some("learner@example.org"))],
@@ -173,9 +172,8 @@ async fn a_paid_order_enrolls_its_learner_with_the_expected_request() {
     assert!(app.lms.is_enrolled(COURSE_A, "learner@example.org"));
 }
 
-#[tokio::test]
-async fn the_same_order_again_is_a_duplicate_and_enrolls_nobody_twice() {
-    let app = spawn_app().await;
+async fn the_same_order_again_is_a_duplicate_and_enrolls_nobody_twice(db: Db) {
+    let app = spawn_app(db).await;
     let order = paid_order(1001, "learner@example.org");
     assert_eq!(app.woocommerce("order.created", &order).await.status(), 200);
     app.wait_for_order("1001", WOO_SOURCE, "enrolled").await;
@@ -188,9 +186,8 @@ async fn the_same_order_again_is_a_duplicate_and_enrolls_nobody_twice() {
     assert_eq!(app.order("1001", WOO_SOURCE).await.state, "enrolled");
 }
 
-#[tokio::test]
-async fn a_ping_is_answered_200_and_stored() {
-    let app = spawn_app().await;
+async fn a_ping_is_answered_200_and_stored(db: Db) {
+    let app = spawn_app(db).await;
     for path in [BARE, CREATE, UPDATE] {
         let response = app
             .client
@@ -211,9 +208,8 @@ async fn a_ping_is_answered_200_and_stored() {
     assert!(app.lms.calls().is_empty());
 }
 
-#[tokio::test]
-async fn a_form_without_webhook_id_or_a_multipart_body_is_a_bad_request() {
-    let app = spawn_app().await;
+async fn a_form_without_webhook_id_or_a_multipart_body_is_a_bad_request(db: Db) {
+    let app = spawn_app(db).await;
     let form = app
         .client
         .post(app.url(BARE))
@@ -245,9 +241,8 @@ async fn a_form_without_webhook_id_or_a_multipart_body_is_a_bad_request() {
         .all(|r| r.outcome == "rejected" && r.http_status == 400 && r.reason.is_some()));
 }
 
-#[tokio::test]
-async fn a_missing_signature_header_is_a_bad_request() {
-    let app = spawn_app().await;
+async fn a_missing_signature_header_is_a_bad_request(db: Db) {
+    let app = spawn_app(db).await;
     let response = Delivery::of(&paid_order(1, "a@example.org"))
         .without("X-WC-Webhook-Signature")
         .send(&app)
@@ -264,9 +259,8 @@ async fn a_missing_signature_header_is_a_bad_request() {
     assert_eq!(stored.reason.as_deref(), Some(reason.as_str()));
 }
 
-#[tokio::test]
-async fn a_missing_source_header_is_a_bad_request() {
-    let app = spawn_app().await;
+async fn a_missing_source_header_is_a_bad_request(db: Db) {
+    let app = spawn_app(db).await;
     let response = Delivery::of(&paid_order(1, "a@example.org"))
         .without("X-WC-Webhook-Source")
         .send(&app)
@@ -283,9 +277,8 @@ async fn a_missing_source_header_is_a_bad_request() {
     assert_eq!(stored.reason.as_deref(), Some(reason.as_str()));
 }
 
-#[tokio::test]
-async fn an_unknown_source_is_forbidden() {
-    let app = spawn_app().await;
+async fn an_unknown_source_is_forbidden(db: Db) {
+    let app = spawn_app(db).await;
     let response = Delivery::of(&paid_order(1, "a@example.org"))
         .header("X-WC-Webhook-Source", "https://someone-else.example.com/")
         .send(&app)
@@ -302,9 +295,8 @@ async fn an_unknown_source_is_forbidden() {
     assert!(app.lms.calls().is_empty());
 }
 
-#[tokio::test]
-async fn a_source_without_a_secret_refuses_a_body_signed_with_the_empty_key() {
-    let app = spawn_app_with(|c| {
+async fn a_source_without_a_secret_refuses_a_body_signed_with_the_empty_key(db: Db) {
+    let app = spawn_app_with(db, |c| {
         c.woocommerce.push(WooCommerceShop {
             source: "https://keyless.example.com/".into(),
             secret: None,
@@ -327,9 +319,8 @@ async fn a_source_without_a_secret_refuses_a_body_signed_with_the_empty_key() {
     assert!(app.store.find_order("1", None).await.is_err());
 }
 
-#[tokio::test]
-async fn a_wrong_or_undecodable_signature_is_forbidden() {
-    let app = spawn_app().await;
+async fn a_wrong_or_undecodable_signature_is_forbidden(db: Db) {
+    let app = spawn_app(db).await;
     let body = raw(&paid_order(1, "a@example.org"));
     let other = sign("another-secret", &body);
     let wrong = Delivery::new(body.clone())
@@ -355,9 +346,8 @@ async fn a_wrong_or_undecodable_signature_is_forbidden() {
     assert!(app.lms.calls().is_empty());
 }
 
-#[tokio::test]
-async fn a_signed_body_that_is_not_json_or_not_an_order_is_a_bad_request() {
-    let app = spawn_app().await;
+async fn a_signed_body_that_is_not_json_or_not_an_order_is_a_bad_request(db: Db) {
+    let app = spawn_app(db).await;
     let not_json = Delivery::new(b"this is not json".to_vec()).send(&app).await;
     let no_id = Delivery::of(&json!({"number": "5", "line_items": []}))
         .send(&app)
@@ -378,9 +368,8 @@ async fn a_signed_body_that_is_not_json_or_not_an_order_is_a_bad_request() {
         .all(|r| r.outcome == "rejected" && r.http_status == 400 && r.reason.is_some()));
 }
 
-#[tokio::test]
-async fn a_body_over_the_limit_is_refused_and_its_beginning_kept() {
-    let app = spawn_app_with(|c| c.max_body = 100 * 1024).await;
+async fn a_body_over_the_limit_is_refused_and_its_beginning_kept(db: Db) {
+    let app = spawn_app_with(db, |c| c.max_body = 100 * 1024).await;
     let mut order = paid_order(1, "a@example.org");
     order["customer_note"] = json!("x".repeat(200 * 1024));
 
@@ -396,9 +385,8 @@ async fn a_body_over_the_limit_is_refused_and_its_beginning_kept() {
     assert!(app.store.find_order("1", None).await.is_err());
 }
 
-#[tokio::test]
-async fn an_unknown_topic_is_stored_and_ignored() {
-    let app = spawn_app().await;
+async fn an_unknown_topic_is_stored_and_ignored(db: Db) {
+    let app = spawn_app(db).await;
     let response = Delivery::of(&json!({"id": 9, "code": "WELCOME10", "amount": "10.00"}))
         .header("X-WC-Webhook-Topic", "coupon.created")
         .header("X-WC-Webhook-Resource", "coupon")
@@ -412,9 +400,8 @@ async fn an_unknown_topic_is_stored_and_ignored() {
     assert!(app.store.find_order("9", None).await.is_err());
 }
 
-#[tokio::test]
-async fn a_deleted_order_is_stored_and_ignored() {
-    let app = spawn_app().await;
+async fn a_deleted_order_is_stored_and_ignored(db: Db) {
+    let app = spawn_app(db).await;
     let response = Delivery::of(&json!({"id": 727}))
         .header("X-WC-Webhook-Topic", "order.deleted")
         .header("X-WC-Webhook-Event", "deleted")
@@ -427,9 +414,8 @@ async fn a_deleted_order_is_stored_and_ignored() {
     assert_eq!(stored.topic.as_deref(), Some("order.deleted"));
 }
 
-#[tokio::test]
-async fn a_source_sent_without_the_configured_trailing_slash_is_accepted() {
-    let app = spawn_app().await;
+async fn a_source_sent_without_the_configured_trailing_slash_is_accepted(db: Db) {
+    let app = spawn_app(db).await;
     let response = Delivery::of(&paid_order(41, "a@example.org"))
         .header("X-WC-Webhook-Source", "https://shop.example.com")
         .send(&app)
@@ -440,10 +426,9 @@ async fn a_source_sent_without_the_configured_trailing_slash_is_accepted() {
     assert!(app.lms.is_enrolled(COURSE_A, "a@example.org"));
 }
 
-#[tokio::test]
-async fn a_source_sent_with_a_trailing_slash_matches_one_configured_without() {
+async fn a_source_sent_with_a_trailing_slash_matches_one_configured_without(db: Db) {
     let configured = "https://noslash.example.com";
-    let app = spawn_app_with(|c| {
+    let app = spawn_app_with(db, |c| {
         c.woocommerce = vec![WooCommerceShop {
             source: configured.into(),
             secret: Some(Secret::new(WOO_SECRET)),
@@ -460,9 +445,8 @@ async fn a_source_sent_with_a_trailing_slash_matches_one_configured_without() {
     assert!(app.lms.is_enrolled(COURSE_A, "a@example.org"));
 }
 
-#[tokio::test]
-async fn an_unpaid_order_waits_for_payment_without_calling_the_lms() {
-    let app = spawn_app_with(payment_required()).await;
+async fn an_unpaid_order_waits_for_payment_without_calling_the_lms(db: Db) {
+    let app = spawn_app_with(db, payment_required()).await;
     let unpaid = woo_order(
         50,
         &[(1, COURSE_A, Some("a@example.org"))],
@@ -487,9 +471,8 @@ async fn an_unpaid_order_waits_for_payment_without_calling_the_lms() {
     assert!(app.lms.calls().is_empty());
 }
 
-#[tokio::test]
-async fn an_update_showing_payment_releases_the_waiting_order() {
-    let app = spawn_app_with(payment_required()).await;
+async fn an_update_showing_payment_releases_the_waiting_order(db: Db) {
+    let app = spawn_app_with(db, payment_required()).await;
     let unpaid = woo_order(
         51,
         &[(1, COURSE_A, Some("a@example.org"))],
@@ -521,9 +504,8 @@ async fn an_update_showing_payment_releases_the_waiting_order() {
     assert_eq!(calls[0].field("courses"), COURSE_A);
 }
 
-#[tokio::test]
-async fn a_cancelled_update_cancels_the_waiting_items() {
-    let app = spawn_app_with(payment_required()).await;
+async fn a_cancelled_update_cancels_the_waiting_items(db: Db) {
+    let app = spawn_app_with(db, payment_required()).await;
     let mut order = woo_order(
         52,
         &[
@@ -556,9 +538,8 @@ async fn a_cancelled_update_cancels_the_waiting_items() {
     assert!(app.lms.calls().is_empty());
 }
 
-#[tokio::test]
-async fn the_update_path_without_a_topic_header_means_order_updated() {
-    let app = spawn_app_with(payment_required()).await;
+async fn the_update_path_without_a_topic_header_means_order_updated(db: Db) {
+    let app = spawn_app_with(db, payment_required()).await;
     let unpaid = woo_order(
         53,
         &[(1, COURSE_A, Some("a@example.org"))],
@@ -583,9 +564,8 @@ async fn the_update_path_without_a_topic_header_means_order_updated() {
     assert_eq!(app.lms.calls().len(), 1);
 }
 
-#[tokio::test]
-async fn the_create_paths_without_a_topic_header_mean_order_created() {
-    let app = spawn_app().await;
+async fn the_create_paths_without_a_topic_header_mean_order_created(db: Db) {
+    let app = spawn_app(db).await;
     for (id, path) in [(54, BARE), (55, CREATE)] {
         let response = Delivery::of(&paid_order(id, "a@example.org"))
             .to(path)
@@ -608,9 +588,8 @@ async fn the_create_paths_without_a_topic_header_mean_order_created() {
     }
 }
 
-#[tokio::test]
-async fn an_item_without_a_learner_email_field_goes_to_the_billing_email() {
-    let app = spawn_app().await;
+async fn an_item_without_a_learner_email_field_goes_to_the_billing_email(db: Db) {
+    let app = spawn_app(db).await;
     let order = woo_order(60, &[(1, COURSE_A, None)], "buyer@example.org", true);
 
     let response = app.woocommerce("order.created", &order).await;
@@ -623,11 +602,10 @@ async fn an_item_without_a_learner_email_field_goes_to_the_billing_email() {
     assert_eq!(calls[0].identifiers(), vec!["buyer@example.org"]);
 }
 
-#[tokio::test]
-async fn a_rejected_delivery_retried_after_the_fix_is_judged_again() {
+async fn a_rejected_delivery_retried_after_the_fix_is_judged_again(db: Db) {
     // WooCommerce never retries, but an operator may resend by hand: nothing
     // about a refused delivery may make its order a duplicate.
-    let app = spawn_app().await;
+    let app = spawn_app(db).await;
     let order = paid_order(70, "a@example.org");
     let refused = Delivery::of(&order)
         .header("X-WC-Webhook-Signature", &sign("old-secret", &raw(&order)))
@@ -642,12 +620,11 @@ async fn a_rejected_delivery_retried_after_the_fix_is_judged_again() {
     assert_eq!(app.lms.calls().len(), 1);
 }
 
-#[tokio::test]
-async fn a_delivery_over_http_1_0_is_accepted() {
+async fn a_delivery_over_http_1_0_is_accepted(db: Db) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     // WooCommerce's sender speaks HTTP/1.0.
-    let app = spawn_app().await;
+    let app = spawn_app(db).await;
     let body = raw(&paid_order(80, "a@example.org"));
     let head = format!(
         "POST {BARE} HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\n\
@@ -668,10 +645,9 @@ async fn a_delivery_over_http_1_0_is_accepted() {
     app.wait_for_order("80", WOO_SOURCE, "enrolled").await;
 }
 
-#[tokio::test]
-async fn two_shops_with_the_same_order_id_are_two_orders() {
+async fn two_shops_with_the_same_order_id_are_two_orders(db: Db) {
     let second = "https://second.example.com/";
-    let app = spawn_app_with(|c| {
+    let app = spawn_app_with(db, |c| {
         c.woocommerce.push(WooCommerceShop {
             source: second.into(),
             secret: Some(Secret::new("second-secret")),
@@ -706,4 +682,5 @@ async fn two_shops_with_the_same_order_id_are_two_orders() {
     let reasons = reasons.join(", ");
     assert!(reasons.contains("WooCommerce order #90 (https://shop.example.com/)"));
     assert!(reasons.contains("WooCommerce order #90 (https://second.example.com/)"));
+}
 }

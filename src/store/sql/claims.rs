@@ -1,0 +1,376 @@
+//! Claims: a batch of one course's due enrollments to exactly one worker under
+//! a lease on the database's clock; the shared rate limit and LMS condition.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sqlx::Row;
+
+use super::{clip, opt_text, parse, sources_of, text, transaction, SqlStore, Tx};
+use crate::domain::{CourseKey, EnrollmentState, LearnerEmail};
+use crate::store::{
+    Claim, ClaimReport, ClaimResult, ClaimedItem, ClaimedWork, Idle, ItemResult, LmsCondition,
+    LmsStatus, StoreError,
+};
+
+/// The window of the shared rate limit.
+const WINDOW_MS: i64 = 60_000;
+
+impl SqlStore {
+    pub async fn claim_next(
+        &self,
+        batch: usize,
+        lease: Duration,
+        rate_limit: u32,
+    ) -> Result<ClaimResult, StoreError> {
+        transaction!(self, |tx, now| {
+            self.claim(&mut tx, now, batch, lease, rate_limit).await?
+        })
+    }
+
+    async fn claim(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        batch: usize,
+        lease: Duration,
+        rate_limit: u32,
+    ) -> Result<ClaimResult, StoreError> {
+        // Claims take turns on the LMS state row: a burst of one course's work
+        // goes to one claim, and the shared rate limit is counted one at a time.
+        let state = sqlx::query(self.sql(&format!(
+            "SELECT paused_until, misconfigured FROM lms_state WHERE id = 1{}",
+            self.dialect.for_update()
+        )))
+        .fetch_one(&mut **tx)
+        .await?;
+        if let Some(reason) = opt_text(&state, "misconfigured")? {
+            return Ok(ClaimResult::Idle(Idle::Misconfigured { reason }));
+        }
+        let paused_until: i64 = state.try_get("paused_until")?;
+        if paused_until > now {
+            return Ok(ClaimResult::Idle(Idle::Throttled {
+                until_ms: paused_until,
+            }));
+        }
+
+        let head = sqlx::query(self.sql(&format!(
+            "SELECT id, course_key, sku, action FROM enrollments \
+             WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
+             ORDER BY due_at, id LIMIT 1{}",
+            self.dialect.skip_locked()
+        )))
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(head) = head else {
+            let row = sqlx::query(self.sql(&format!(
+                "SELECT MIN({}(due_at, COALESCE(lease_until, 0))) AS next_due FROM enrollments WHERE state = 'pending'",
+                self.dialect.greatest()
+            )))
+            .fetch_one(&mut **tx)
+            .await?;
+            let next_due_ms: Option<i64> = row.try_get("next_due")?;
+            return Ok(ClaimResult::Idle(Idle::NothingDue { next_due_ms }));
+        };
+
+        let work = match opt_text(&head, "course_key")?
+            .as_deref()
+            .and_then(CourseKey::parse)
+        {
+            None => ClaimedWork::LookupSku {
+                sku: text(&head, "sku")?,
+            },
+            Some(course) => {
+                if let Some(until_ms) = self.take_rate_slot(tx, now, rate_limit).await? {
+                    return Ok(ClaimResult::Idle(Idle::RateLimited { until_ms }));
+                }
+                ClaimedWork::CallLms {
+                    course,
+                    action: parse(&text(&head, "action")?)?,
+                }
+            }
+        };
+
+        let due = "state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+        let query = match &work {
+            ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
+                "SELECT id FROM enrollments WHERE {due} AND course_key IS NULL AND sku = ? ORDER BY due_at, id LIMIT ?{}",
+                self.dialect.skip_locked()
+            )))
+            .bind(now)
+            .bind(now)
+            .bind(sku.clone()),
+            ClaimedWork::CallLms { course, action } => sqlx::query(self.sql(&format!(
+                "SELECT id FROM enrollments WHERE {due} AND course_key = ? AND action = ? ORDER BY due_at, id LIMIT ?{}",
+                self.dialect.skip_locked()
+            )))
+            .bind(now)
+            .bind(now)
+            .bind(course.as_str().to_owned())
+            .bind(action.as_str()),
+        };
+        let ids: Vec<i64> = query
+            .bind(batch as i64)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+
+        let token = uuid::Uuid::new_v4().to_string();
+        let lease_until = now + lease.as_millis() as i64;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            sqlx::query(
+                self.sql("UPDATE enrollments SET claim_token = ?, lease_until = ? WHERE id = ?"),
+            )
+            .bind(token.clone())
+            .bind(lease_until)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            let row = sqlx::query(self.sql(
+                "SELECT e.order_id, e.email, e.attempts, o.platform, o.shop, o.number \
+                 FROM enrollments e JOIN orders o ON o.id = e.order_id WHERE e.id = ?",
+            ))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+            items.push(ClaimedItem {
+                enrollment_id: id,
+                order_id: row.try_get("order_id")?,
+                platform: parse(&text(&row, "platform")?)?,
+                shop: text(&row, "shop")?,
+                order_number: text(&row, "number")?,
+                email: opt_text(&row, "email")?
+                    .as_deref()
+                    .and_then(|e| LearnerEmail::parse(e).ok()),
+                attempts: row.try_get::<i64, _>("attempts")? as u32,
+            });
+        }
+        Ok(ClaimResult::Claimed(Claim { token, work, items }))
+    }
+
+    /// Takes one LMS request from the shared window, or says when one frees up.
+    async fn take_rate_slot(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        rate_limit: u32,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query(self.sql("DELETE FROM lms_calls WHERE at <= ?"))
+            .bind(now - WINDOW_MS)
+            .execute(&mut **tx)
+            .await?;
+        let row =
+            sqlx::query(self.sql("SELECT COUNT(*) AS used, MIN(at) AS oldest FROM lms_calls"))
+                .fetch_one(&mut **tx)
+                .await?;
+        let used: i64 = row.try_get("used")?;
+        if used >= i64::from(rate_limit) {
+            let oldest: Option<i64> = row.try_get("oldest")?;
+            return Ok(Some(oldest.unwrap_or(now) + WINDOW_MS));
+        }
+        sqlx::query(self.sql("INSERT INTO lms_calls (at) VALUES (?)"))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(None)
+    }
+
+    pub async fn renew_claim(&self, token: &str, lease: Duration) -> Result<(), StoreError> {
+        let renewed = transaction!(self, |tx, now| {
+            sqlx::query(self.sql("UPDATE enrollments SET lease_until = ? WHERE claim_token = ? AND state = 'pending'"))
+                .bind(now + lease.as_millis() as i64)
+                .bind(token.to_owned())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        })?;
+        if renewed == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(())
+    }
+
+    pub async fn finish_claim(&self, report: &ClaimReport) -> Result<usize, StoreError> {
+        let written = transaction!(self, |tx, now| {
+            self.write_results(&mut tx, now, report).await?
+        })?;
+        if written == 0 && !report.results.is_empty() {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(written)
+    }
+
+    async fn write_results(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        report: &ClaimReport,
+    ) -> Result<usize, StoreError> {
+        let mut orders = BTreeSet::new();
+        let mut written = 0;
+        for (id, result, attempt) in &report.results {
+            // Only what this claim still holds: a lost lease writes nothing.
+            let held = sqlx::query(self.sql(&format!(
+                "SELECT order_id FROM enrollments WHERE id = ? AND claim_token = ? AND state = 'pending'{}",
+                self.dialect.for_update()
+            )))
+            .bind(*id)
+            .bind(report.token.clone())
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(held) = held else { continue };
+            let order_id: i64 = held.try_get("order_id")?;
+            let spent = i64::from(attempt.as_ref().is_some_and(|a| a.counted));
+            let (state, reason, due_at, course_key, before) = match result {
+                ItemResult::Enrolled { before_enrollment } => (
+                    EnrollmentState::Enrolled,
+                    None,
+                    now,
+                    None,
+                    before_enrollment.map(i64::from),
+                ),
+                ItemResult::Unenrolled => (EnrollmentState::Unenrolled, None, now, None, None),
+                ItemResult::Failed { reason } => (
+                    EnrollmentState::Failed,
+                    Some(reason.as_str()),
+                    now,
+                    None,
+                    None,
+                ),
+                ItemResult::RetryLater { delay, reason } => (
+                    EnrollmentState::Pending,
+                    Some(reason.as_str()),
+                    now + delay.as_millis() as i64,
+                    None,
+                    None,
+                ),
+                ItemResult::Released => (EnrollmentState::Pending, None, now, None, None),
+                ItemResult::CourseResolved(key) => (
+                    EnrollmentState::Pending,
+                    None,
+                    now,
+                    Some(key.as_str()),
+                    None,
+                ),
+                ItemResult::Skipped { reason } => (
+                    EnrollmentState::Skipped,
+                    Some(reason.as_str()),
+                    now,
+                    None,
+                    None,
+                ),
+            };
+            let keep_due = i64::from(matches!(result, ItemResult::Released));
+            sqlx::query(self.sql(&format!(
+                "UPDATE enrollments SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
+                 due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
+                 before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
+                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND state IN ({})",
+                sources_of(state)
+            )))
+            .bind(state.as_str())
+            .bind(reason.map(|r| clip(r, 2000).to_owned()))
+            .bind(keep_due)
+            .bind(keep_due)
+            .bind(due_at)
+            .bind(course_key.map(str::to_owned))
+            .bind(before)
+            .bind(spent)
+            .bind(now)
+            .bind(*id)
+            .execute(&mut **tx)
+            .await?;
+            if let Some(a) = attempt {
+                sqlx::query(self.sql(
+                    "INSERT INTO attempts (enrollment_id, at, action, http_status, outcome, detail, duration_ms, counted) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(*id)
+                .bind(now)
+                .bind(a.action.as_str())
+                .bind(a.http_status.map(i64::from))
+                .bind(a.outcome.clone())
+                .bind(clip(&a.detail, 4000).to_owned())
+                .bind(a.duration_ms)
+                .bind(i64::from(a.counted))
+                .execute(&mut **tx)
+                .await?;
+            }
+            orders.insert(order_id);
+            written += 1;
+        }
+        match &report.lms {
+            Some(LmsCondition::Throttled { until_ms }) => {
+                sqlx::query(self.sql(&format!(
+                    "UPDATE lms_state SET paused_until = {}(paused_until, ?) WHERE id = 1",
+                    self.dialect.greatest()
+                )))
+                .bind(*until_ms)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Some(LmsCondition::Misconfigured { reason, probe_in }) => {
+                sqlx::query(
+                    self.sql("UPDATE lms_state SET misconfigured = ?, probe_at = ? WHERE id = 1"),
+                )
+                .bind(clip(reason, 2000).to_owned())
+                .bind(now + probe_in.as_millis() as i64)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {}
+        }
+        for order_id in orders {
+            self.update_order_state(tx, order_id, now).await?;
+        }
+        Ok(written)
+    }
+
+    pub async fn lms_status(&self) -> Result<LmsStatus, StoreError> {
+        let row =
+            sqlx::query(self.sql("SELECT paused_until, misconfigured FROM lms_state WHERE id = 1"))
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(LmsStatus {
+            paused_until_ms: row.try_get("paused_until")?,
+            misconfigured: opt_text(&row, "misconfigured")?,
+        })
+    }
+
+    pub async fn claim_probe(&self, interval: Duration) -> Result<Option<String>, StoreError> {
+        transaction!(self, |tx, now| {
+            let row = sqlx::query(self.sql(&format!(
+                "SELECT misconfigured, probe_at FROM lms_state WHERE id = 1{}",
+                self.dialect.for_update()
+            )))
+            .fetch_one(&mut *tx)
+            .await?;
+            let probe_at: i64 = row.try_get("probe_at")?;
+            match opt_text(&row, "misconfigured")?.filter(|_| probe_at <= now) {
+                None => None,
+                Some(reason) => {
+                    sqlx::query(self.sql("UPDATE lms_state SET probe_at = ? WHERE id = 1"))
+                        .bind(now + interval.as_millis() as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(reason)
+                }
+            }
+        })
+    }
+
+    pub async fn clear_misconfigured(&self) -> Result<(), StoreError> {
+        transaction!(self, |tx, _now| {
+            sqlx::query(
+                self.sql("UPDATE lms_state SET misconfigured = NULL, probe_at = 0 WHERE id = 1"),
+            )
+            .execute(&mut *tx)
+            .await?;
+        })
+    }
+}

@@ -1,0 +1,370 @@
+//! Intake: a request and everything its verdict implies, in one transaction.
+
+use sqlx::Row;
+
+use super::{clip, flag, opt_text, parse, sources_of, text, transaction, SqlStore, Tx};
+use crate::domain::{Acceptance, Delivery, EnrollmentState, Order, OrderState};
+use crate::shops::Verified;
+use crate::store::intake::{self, IntakePolicy, ItemChange, StoredItem};
+use crate::store::{RequestRecord, StoreError};
+
+/// How a trusted delivery was taken, for the answer and the workers.
+pub(in crate::store) struct Taken {
+    pub request_id: i64,
+    pub acceptance: Acceptance,
+    /// Whether any item became due work.
+    pub new_work: bool,
+}
+
+impl SqlStore {
+    pub async fn record_request(
+        &self,
+        request: &RequestRecord,
+        http_status: u16,
+        outcome: &str,
+        reason: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        transaction!(self, |tx, now| {
+            self.insert_request(
+                &mut tx,
+                now,
+                request,
+                None,
+                http_status,
+                outcome,
+                reason,
+                None,
+            )
+            .await?
+        })
+    }
+
+    pub async fn accept_delivery(
+        &self,
+        request: &RequestRecord,
+        verified: &Verified,
+        policy: IntakePolicy,
+    ) -> Result<Taken, StoreError> {
+        transaction!(self, |tx, now| {
+            self.take_delivery(&mut tx, now, request, verified, policy)
+                .await?
+        })
+    }
+
+    async fn take_delivery(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        request: &RequestRecord,
+        verified: &Verified,
+        policy: IntakePolicy,
+    ) -> Result<Taken, StoreError> {
+        let platform = request.platform.as_str();
+        let shop = clip(&verified.shop, 255);
+
+        if let Some(webhook_id) = &verified.webhook_id {
+            let seen = sqlx::query(self.sql(
+                "SELECT order_id FROM requests WHERE platform = ? AND shop = ? AND webhook_id = ? \
+                 AND outcome IN ('accepted', 'awaiting_payment') LIMIT 1",
+            ))
+            .bind(platform)
+            .bind(shop)
+            .bind(clip(webhook_id, 255))
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = seen {
+                let order_id: Option<i64> = row.try_get("order_id")?;
+                let reason = format!("webhook {webhook_id} was accepted before");
+                let request_id = self
+                    .insert_request(
+                        tx,
+                        now,
+                        request,
+                        Some(verified),
+                        200,
+                        "duplicate",
+                        Some(&reason),
+                        order_id,
+                    )
+                    .await?;
+                return Ok(Taken {
+                    request_id,
+                    acceptance: Acceptance::Duplicate,
+                    new_work: false,
+                });
+            }
+        }
+
+        let (acceptance, order_id, reason, new_work) = match &verified.delivery {
+            Delivery::Ignored { topic } => (
+                Acceptance::Ignored,
+                None,
+                Some(format!("topic {topic} needs nothing from us")),
+                false,
+            ),
+            Delivery::Refund {
+                order_id,
+                line_items,
+            } => match self.lock_order(tx, platform, shop, order_id).await? {
+                None => (
+                    Acceptance::Ignored,
+                    None,
+                    Some(format!(
+                        "refund for order {order_id}, which we never received"
+                    )),
+                    false,
+                ),
+                Some((id, _, _)) => {
+                    let stored = self.load_items(tx, id).await?;
+                    let changes = intake::plan_refund(&stored, line_items, policy);
+                    let new_work = self.apply_changes(tx, now, id, &changes).await?;
+                    self.update_order_state(tx, id, now).await?;
+                    let acceptance = if changes.is_empty() {
+                        Acceptance::Duplicate
+                    } else {
+                        Acceptance::Accepted
+                    };
+                    (acceptance, Some(id), None, new_work)
+                }
+            },
+            Delivery::Order(order) => {
+                let (id, acceptance, new_work) = self
+                    .take_order(tx, now, platform, shop, order, policy)
+                    .await?;
+                (acceptance, Some(id), None, new_work)
+            }
+        };
+        let request_id = self
+            .insert_request(
+                tx,
+                now,
+                request,
+                Some(verified),
+                200,
+                acceptance.as_str(),
+                reason.as_deref(),
+                order_id,
+            )
+            .await?;
+        Ok(Taken {
+            request_id,
+            acceptance,
+            new_work,
+        })
+    }
+
+    /// Records or updates an order and its items; says whether it brought anything new.
+    async fn take_order(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        platform: &str,
+        shop: &str,
+        order: &Order,
+        policy: IntakePolicy,
+    ) -> Result<(i64, Acceptance, bool), StoreError> {
+        // Create the row if it is missing, then lock it: deliveries of one order
+        // are taken one after the other, whichever process receives them.
+        let created = sqlx::query(self.sql(&self.dialect.insert_or_ignore(
+            "INTO orders (platform, shop, external_id, number, buyer_email, paid, cancelled, state, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
+        )))
+        .bind(platform)
+        .bind(shop)
+        .bind(clip(&order.id, 191))
+        .bind(clip(&order.number, 191))
+        .bind(order.buyer_email.as_deref().map(|e| clip(e, 320)))
+        .bind(OrderState::Processing.as_str())
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            > 0;
+        let (id, old_paid, old_cancelled) =
+            self.lock_order(tx, platform, shop, &order.id)
+                .await?
+                .ok_or_else(|| StoreError::Invalid("the order row vanished".into()))?;
+        let (paid, cancelled) = intake::merged_flags(Some((old_paid, old_cancelled)), order);
+        let changed = sqlx::query(self.sql(&format!(
+            "UPDATE orders SET number = ?, buyer_email = ?, paid = ?, cancelled = ?, updated_at = ? \
+             WHERE id = ? AND NOT (number = ? AND buyer_email {eq} ? AND paid = ? AND cancelled = ?)",
+            eq = self.dialect.null_safe_eq()
+        )))
+        .bind(clip(&order.number, 191))
+        .bind(order.buyer_email.as_deref().map(|e| clip(e, 320)))
+        .bind(i64::from(paid))
+        .bind(i64::from(cancelled))
+        .bind(now)
+        .bind(id)
+        .bind(clip(&order.number, 191))
+        .bind(order.buyer_email.as_deref().map(|e| clip(e, 320)))
+        .bind(i64::from(paid))
+        .bind(i64::from(cancelled))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            > 0;
+        let stored = self.load_items(tx, id).await?;
+        let changes = intake::plan_order(&stored, order, paid, cancelled, policy);
+        let new_work = self.apply_changes(tx, now, id, &changes).await?;
+        self.update_order_state(tx, id, now).await?;
+        let acceptance = if changes.is_empty() && !changed && !created {
+            Acceptance::Duplicate
+        } else if policy.require_payment && !paid && !cancelled {
+            Acceptance::AwaitingPayment
+        } else {
+            Acceptance::Accepted
+        };
+        Ok((id, acceptance, new_work))
+    }
+
+    /// The order's id, paid and cancelled flags, locked for this transaction.
+    async fn lock_order(
+        &self,
+        tx: &mut Tx,
+        platform: &str,
+        shop: &str,
+        external_id: &str,
+    ) -> Result<Option<(i64, bool, bool)>, StoreError> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT id, paid, cancelled FROM orders WHERE platform = ? AND shop = ? AND external_id = ?{}",
+            self.dialect.for_update()
+        )))
+        .bind(platform)
+        .bind(shop)
+        .bind(clip(external_id, 191))
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.map(|r| Ok((r.try_get("id")?, flag(&r, "paid")?, flag(&r, "cancelled")?)))
+            .transpose()
+    }
+
+    async fn load_items(&self, tx: &mut Tx, order_id: i64) -> Result<Vec<StoredItem>, StoreError> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, line_item_id, sku, course_key, email, action, state, before_enrollment FROM enrollments WHERE order_id = ?",
+        ))
+        .bind(order_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredItem {
+                    id: r.try_get("id")?,
+                    line_item_id: text(r, "line_item_id")?,
+                    sku: text(r, "sku")?,
+                    course_key: opt_text(r, "course_key")?,
+                    email: opt_text(r, "email")?,
+                    action: parse(&text(r, "action")?)?,
+                    state: parse(&text(r, "state")?)?,
+                    before_enrollment: r
+                        .try_get::<Option<i64>, _>("before_enrollment")?
+                        .map(|b| b != 0),
+                })
+            })
+            .collect()
+    }
+
+    /// Applies intake's changes; true when any item became due work.
+    async fn apply_changes(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        order_id: i64,
+        changes: &[ItemChange],
+    ) -> Result<bool, StoreError> {
+        let mut new_work = false;
+        for change in changes {
+            let f = change.fields();
+            new_work |= f.state == EnrollmentState::Pending;
+            let reason = f.reason.as_deref().map(|r| clip(r, 2000));
+            match change {
+                ItemChange::Insert {
+                    line_item_id,
+                    fields,
+                } => {
+                    sqlx::query(self.sql(
+                        "INSERT INTO enrollments (order_id, line_item_id, sku, course_key, email, action, state, reason, \
+                         attempts, due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                    ))
+                    .bind(order_id)
+                    .bind(clip(line_item_id, 191))
+                    .bind(clip(&fields.sku, 512))
+                    .bind(fields.course_key.clone())
+                    .bind(fields.email.clone())
+                    .bind(fields.action.as_str())
+                    .bind(fields.state.as_str())
+                    .bind(reason)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                ItemChange::Update { id, fields } => {
+                    sqlx::query(self.sql(&format!(
+                        "UPDATE enrollments SET sku = ?, course_key = ?, email = ?, action = ?, state = ?, reason = ?, \
+                         attempts = 0, due_at = ?, claim_token = NULL, lease_until = NULL, updated_at = ? \
+                         WHERE id = ? AND state IN ({})",
+                        sources_of(fields.state)
+                    )))
+                    .bind(clip(&fields.sku, 512))
+                    .bind(fields.course_key.clone())
+                    .bind(fields.email.clone())
+                    .bind(fields.action.as_str())
+                    .bind(fields.state.as_str())
+                    .bind(reason)
+                    .bind(now)
+                    .bind(now)
+                    .bind(*id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+        Ok(new_work)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_request(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        request: &RequestRecord,
+        verified: Option<&Verified>,
+        http_status: u16,
+        outcome: &str,
+        reason: Option<&str>,
+        order_id: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let headers = serde_json::to_string(&request.headers).unwrap_or_else(|_| "[]".into());
+        let shop = verified
+            .map(|v| v.shop.as_str())
+            .or(request.envelope.shop.as_deref());
+        let topic = verified
+            .map(|v| v.topic.as_str())
+            .or(request.envelope.topic.as_deref());
+        let query = sqlx::query(self.insert_sql(
+            "INSERT INTO requests (received_at, platform, method, endpoint, source_ip, headers, body, body_size, \
+             body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(now)
+        .bind(request.platform.as_str())
+        .bind(clip(&request.method, 16).to_owned())
+        .bind(clip(&request.endpoint, 255).to_owned())
+        .bind(request.source_ip.as_deref().map(|s| clip(s, 64).to_owned()))
+        .bind(headers)
+        .bind(request.body.clone())
+        .bind(request.body_size as i64)
+        .bind(i64::from(request.body_truncated))
+        .bind(i64::from(http_status))
+        .bind(outcome.to_owned())
+        .bind(reason.map(|r| clip(r, 2000).to_owned()))
+        .bind(shop.map(|s| clip(s, 255).to_owned()))
+        .bind(topic.map(|s| clip(s, 255).to_owned()))
+        .bind(request.envelope.webhook_id.as_deref().map(|s| clip(s, 255).to_owned()))
+        .bind(order_id);
+        self.insert(tx, query).await
+    }
+}

@@ -1,0 +1,322 @@
+//! The statements, for SQLite, PostgreSQL and MySQL/MariaDB alike, through
+//! sqlx's `Any` driver; where the databases differ, `Dialect` says how.
+
+mod claims;
+mod deliveries;
+mod operator;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{OnceLock, RwLock};
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use super::dialect::Dialect;
+use super::StoreError;
+use crate::domain::{EnrollmentState, OrderState};
+
+type Tx = Transaction<'static, Any>;
+
+/// Runs `$body` in a writing transaction bound to `$tx`, with the database's
+/// clock in `$now`; runs it again when it ran into a deadlock or a busy
+/// database, and commits what it returns.
+macro_rules! transaction {
+    ($db:expr, |$tx:ident, $now:ident| $body:block) => {{
+        let mut tries: u32 = 0;
+        loop {
+            tries += 1;
+            let attempt: Result<_, crate::store::StoreError> = async {
+                let mut $tx = $db.begin().await?;
+                let $now = $db.now(&mut $tx).await?;
+                let value = $body;
+                $tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match attempt {
+                Err(crate::store::StoreError::Database(e))
+                    if tries < crate::store::sql::CONFLICT_TRIES && $db.dialect.is_conflict(&e) =>
+                {
+                    tracing::debug!(error = %e, tries, "transaction conflicted; running it again");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries))).await;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+use transaction;
+
+/// How often a transaction that ran into a deadlock or a busy database is tried.
+const CONFLICT_TRIES: u32 = 8;
+
+#[derive(Clone)]
+pub(super) struct SqlStore {
+    dialect: Dialect,
+    writer: AnyPool,
+    reader: AnyPool,
+}
+
+impl SqlStore {
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect =
+            Dialect::of_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        match dialect {
+            Dialect::Sqlite => {
+                let url = sqlite_url(url);
+                let writer = sqlite_pool(1).connect(&url).await?;
+                let reader = sqlite_pool(4).connect(&url).await?;
+                Ok(SqlStore {
+                    dialect,
+                    writer,
+                    reader,
+                })
+            }
+            Dialect::Postgres | Dialect::MySql => {
+                let url = url.replacen("postgresql://", "postgres://", 1).replacen(
+                    "mariadb://",
+                    "mysql://",
+                    1,
+                );
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            if dialect == Dialect::MySql {
+                                // Claims lock only the rows they read (no gap locks).
+                                conn.execute(
+                                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                                )
+                                .await?;
+                                conn.execute("SET SESSION time_zone = '+00:00'").await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                Ok(SqlStore {
+                    dialect,
+                    writer: pool.clone(),
+                    reader: pool,
+                })
+            }
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Brings the schema up to date. Safe to run from several processes at
+    /// once: PostgreSQL and MySQL take a lock; SQLite's loser tries again.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+            Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
+        };
+        let mut tries = 0;
+        loop {
+            match migrator.run(&self.writer).await {
+                Err(e) if tries < 5 && self.dialect == Dialect::Sqlite => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "migration raced another process; trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                result => return Ok(result?),
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query(self.sql("SELECT id FROM lms_state WHERE id = 1"))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(())
+    }
+
+    /// The statement for this database, kept for the life of the process (the
+    /// set of statements is fixed, so this is bounded).
+    fn sql(&self, text: &str) -> &'static str {
+        static CACHE: OnceLock<RwLock<HashMap<(Dialect, String), &'static str>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let key = (self.dialect, text.to_owned());
+        if let Some(found) = cache.read().expect("statement cache").get(&key) {
+            return found;
+        }
+        let converted: &'static str =
+            Box::leak(self.dialect.sql(text).into_owned().into_boxed_str());
+        cache
+            .write()
+            .expect("statement cache")
+            .insert(key, converted);
+        converted
+    }
+
+    async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.dialect.begin() {
+            Some(statement) => self.writer.begin_with(statement).await,
+            None => self.writer.begin().await,
+        }
+    }
+
+    /// The database's clock, in Unix milliseconds.
+    async fn now(&self, tx: &mut Tx) -> Result<i64, StoreError> {
+        match self.dialect.now_query() {
+            None => Ok(super::now_ms()),
+            Some(query) => {
+                let (now,): (i64,) = sqlx::query_as(query).fetch_one(&mut **tx).await?;
+                Ok(now)
+            }
+        }
+    }
+
+    /// Inserts a row and returns its id.
+    async fn insert(
+        &self,
+        tx: &mut Tx,
+        query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments<'static>>,
+    ) -> Result<i64, StoreError> {
+        match self.dialect {
+            Dialect::Postgres | Dialect::Sqlite => {
+                Ok(query.fetch_one(&mut **tx).await?.try_get::<i64, _>(0)?)
+            }
+            Dialect::MySql => query
+                .execute(&mut **tx)
+                .await?
+                .last_insert_id()
+                .ok_or_else(|| {
+                    StoreError::Invalid("the database did not say which id it gave".into())
+                }),
+        }
+    }
+
+    /// `INSERT INTO ... VALUES (...)`, with `RETURNING id` where the id comes
+    /// back that way (MySQL has no `INSERT ... RETURNING`; MariaDB alone does).
+    fn insert_sql(&self, text: &str) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres | Dialect::Sqlite => self.sql(&format!("{text} RETURNING id")),
+            Dialect::MySql => self.sql(text),
+        }
+    }
+
+    /// Recomputes an order's state from its items.
+    async fn update_order_state(
+        &self,
+        tx: &mut Tx,
+        order_id: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (cancelled,): (i64,) =
+            sqlx::query_as(self.sql("SELECT cancelled FROM orders WHERE id = ?"))
+                .bind(order_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        let rows = sqlx::query(self.sql("SELECT state FROM enrollments WHERE order_id = ?"))
+            .bind(order_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let states: Vec<EnrollmentState> = rows
+            .iter()
+            .filter_map(|r| text(r, "state").ok()?.parse().ok())
+            .collect();
+        sqlx::query(self.sql("UPDATE orders SET state = ?, updated_at = ? WHERE id = ?"))
+            .bind(OrderState::derive(cancelled != 0, &states).as_str())
+            .bind(now)
+            .bind(order_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+fn sqlite_pool(size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // WAL lets readers work beside the writer; FULL makes each
+                // commit durable before it returns (a 200 survives a power cut).
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA busy_timeout = 30000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
+        })
+}
+
+/// Creates the file if it is missing.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// `'a','b'`: the states a row may be in to move to `next` (and `next` itself).
+fn sources_of(next: EnrollmentState) -> String {
+    let mut states: Vec<&str> = next.reachable_from().iter().map(|s| s.as_str()).collect();
+    states.push(next.as_str());
+    states
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A text column. MySQL reports TEXT columns as binary: those are read as UTF-8 bytes.
+fn text(row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {
+    opt_text(row, column)?.ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: "unexpected NULL".into(),
+    })
+}
+
+fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row
+            .try_get::<Option<Vec<u8>>, _>(column)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())),
+    }
+}
+
+fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+/// Text cut to what its column holds (by characters, on every backend alike).
+fn clip(value: &str, max_chars: usize) -> &str {
+    match value.char_indices().nth(max_chars) {
+        Some((end, _)) => &value[..end],
+        None => value,
+    }
+}
+
+fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(value: &str) -> Result<T, StoreError> {
+    value
+        .parse()
+        .map_err(|e: crate::domain::UnknownValue| StoreError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clips_on_character_boundaries() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("abcdef", 3), "abc");
+        assert_eq!(clip("ééé", 2), "éé");
+    }
+}

@@ -1,0 +1,197 @@
+//! What operators look at and do: find orders, read them, retry them.
+
+use std::collections::BTreeSet;
+
+use sqlx::Row;
+
+use super::{flag, opt_text, sources_of, text, transaction, SqlStore};
+use crate::domain::EnrollmentState;
+use crate::store::{AttemptView, ItemView, OrderView, RequestView, StoreError};
+
+impl SqlStore {
+    pub async fn find_order(&self, order: &str, shop: Option<&str>) -> Result<i64, StoreError> {
+        let hashed = format!("#{}", order.trim_start_matches('#'));
+        let rows = sqlx::query(self.sql(
+            "SELECT id, shop FROM orders WHERE (external_id = ? OR number = ? OR number = ?) AND (? IS NULL OR shop = ?)",
+        ))
+        .bind(order.to_owned())
+        .bind(order.to_owned())
+        .bind(hashed)
+        .bind(shop.map(str::to_owned))
+        .bind(shop.map(str::to_owned))
+        .fetch_all(&self.reader)
+        .await?;
+        let found: Vec<(i64, String)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, text(r, "shop")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        match found.as_slice() {
+            [(id, _)] => Ok(*id),
+            [] => {
+                let own = match order.parse::<i64>() {
+                    Ok(n) if shop.is_none() => {
+                        sqlx::query(self.sql("SELECT id FROM orders WHERE id = ?"))
+                            .bind(n)
+                            .fetch_optional(&self.reader)
+                            .await?
+                            .map(|r| r.try_get::<i64, _>("id"))
+                            .transpose()?
+                    }
+                    _ => None,
+                };
+                own.ok_or_else(|| StoreError::NotFound(format!("no order {order}")))
+            }
+            many => {
+                let shops: BTreeSet<&str> = many.iter().map(|(_, s)| s.as_str()).collect();
+                Err(StoreError::Invalid(format!(
+                    "order {order} exists in several shops ({}): name one with --shop",
+                    shops.into_iter().collect::<Vec<_>>().join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Failed items (of one order, or all) pending again with fresh attempts.
+    /// Items without a valid learner email stay failed: their email needs fixing first.
+    pub async fn retry_failed(&self, order_id: Option<i64>) -> Result<u64, StoreError> {
+        transaction!(self, |tx, now| {
+            let rows = sqlx::query(self.sql(
+                "SELECT DISTINCT order_id FROM enrollments WHERE state = 'failed' AND email IS NOT NULL \
+                 AND (? IS NULL OR order_id = ?)",
+            ))
+            .bind(order_id)
+            .bind(order_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let orders: Vec<i64> = rows
+                .iter()
+                .map(|r| r.try_get("order_id"))
+                .collect::<Result<_, _>>()?;
+            let retried = sqlx::query(self.sql(&format!(
+                "UPDATE enrollments SET state = 'pending', attempts = 0, reason = NULL, due_at = ?, claim_token = NULL, \
+                 lease_until = NULL, updated_at = ? WHERE state IN ({}) AND state = 'failed' AND email IS NOT NULL \
+                 AND (? IS NULL OR order_id = ?)",
+                sources_of(EnrollmentState::Pending)
+            )))
+            .bind(now)
+            .bind(now)
+            .bind(order_id)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            for id in orders {
+                self.update_order_state(&mut tx, id, now).await?;
+            }
+            retried
+        })
+    }
+
+    pub async fn order_view(&self, order_id: i64) -> Result<OrderView, StoreError> {
+        let row =
+            sqlx::query(self.sql(
+                "SELECT id, platform, shop, external_id, number, state FROM orders WHERE id = ?",
+            ))
+            .bind(order_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no order with id {order_id}")))?;
+        let items = sqlx::query(self.sql(
+            "SELECT id, line_item_id, sku, course_key, email, action, state, reason, attempts FROM enrollments \
+             WHERE order_id = ? ORDER BY id",
+        ))
+        .bind(order_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ItemView {
+                id: r.try_get("id")?,
+                line_item_id: text(r, "line_item_id")?,
+                sku: text(r, "sku")?,
+                course_key: opt_text(r, "course_key")?,
+                email: opt_text(r, "email")?,
+                action: text(r, "action")?,
+                state: text(r, "state")?,
+                reason: opt_text(r, "reason")?,
+                attempts: r.try_get::<i64, _>("attempts")? as u32,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(OrderView {
+            id: row.try_get("id")?,
+            platform: text(&row, "platform")?,
+            shop: text(&row, "shop")?,
+            external_id: text(&row, "external_id")?,
+            number: text(&row, "number")?,
+            state: text(&row, "state")?,
+            items,
+        })
+    }
+
+    pub async fn attempts(&self, enrollment_id: i64) -> Result<Vec<AttemptView>, StoreError> {
+        let rows = sqlx::query(self.sql(
+            "SELECT at, action, http_status, outcome, detail, duration_ms, counted FROM attempts \
+             WHERE enrollment_id = ? ORDER BY id",
+        ))
+        .bind(enrollment_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptView {
+                    at_ms: r.try_get("at")?,
+                    action: text(r, "action")?,
+                    http_status: r
+                        .try_get::<Option<i64>, _>("http_status")?
+                        .map(|s| s as u16),
+                    outcome: text(r, "outcome")?,
+                    detail: text(r, "detail")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    counted: flag(r, "counted")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    pub async fn requests(&self, limit: i64) -> Result<Vec<RequestView>, StoreError> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, platform, http_status, outcome, reason, shop, topic, body_size, body_truncated, \
+             LENGTH(body) AS stored, source_ip FROM requests ORDER BY id DESC LIMIT ?",
+        ))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RequestView {
+                    id: r.try_get("id")?,
+                    platform: text(r, "platform")?,
+                    http_status: r.try_get::<i64, _>("http_status")? as u16,
+                    outcome: text(r, "outcome")?,
+                    reason: opt_text(r, "reason")?,
+                    shop: opt_text(r, "shop")?,
+                    topic: opt_text(r, "topic")?,
+                    body_size: r.try_get::<i64, _>("body_size")? as u64,
+                    body_truncated: flag(r, "body_truncated")?,
+                    stored_body_len: r.try_get::<i64, _>("stored")? as u64,
+                    source_ip: opt_text(r, "source_ip")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    pub async fn count_enrollments(&self) -> Result<Vec<(EnrollmentState, i64)>, StoreError> {
+        let rows = sqlx::query(
+            self.sql("SELECT state, COUNT(*) AS n FROM enrollments GROUP BY state ORDER BY state"),
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((text(r, "state").ok()?.parse().ok()?, r.try_get("n").ok()?)))
+            .collect())
+    }
+}
