@@ -62,13 +62,17 @@ pub(super) struct SqlStore {
 impl SqlStore {
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
-        let dialect =
-            Dialect::of_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let dialect = Dialect::of_url(url)
+            .ok_or_else(|| StoreError::UnsupportedUrl(super::redacted_url(url)))?;
+        let opened = |source| StoreError::Connect {
+            database: super::redacted_url(url),
+            source,
+        };
         match dialect {
             Dialect::Sqlite => {
                 let url = sqlite_url(url);
-                let writer = sqlite_pool(1).connect(&url).await?;
-                let reader = sqlite_pool(4).connect(&url).await?;
+                let writer = sqlite_pool(1).connect(&url).await.map_err(opened)?;
+                let reader = sqlite_pool(4).connect(&url).await.map_err(opened)?;
                 Ok(SqlStore {
                     dialect,
                     writer,
@@ -98,7 +102,8 @@ impl SqlStore {
                         })
                     })
                     .connect(&url)
-                    .await?;
+                    .await
+                    .map_err(opened)?;
                 Ok(SqlStore {
                     dialect,
                     writer: pool.clone(),
