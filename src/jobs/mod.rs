@@ -18,7 +18,7 @@ pub use outcome::{audit_reason, backoff};
 
 /// The longest an idle worker sleeps before looking again (work may come from
 /// another process, which cannot wake it).
-const IDLE_POLL: Duration = Duration::from_secs(2);
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {

@@ -134,16 +134,28 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp
 }
 
 pub async fn spawn_with_config(config: Config, lms: FakeLms, dir: TempDir) -> TestApp {
+    let mode = RunMode {
+        http: true,
+        workers: true,
+    };
+    spawn_in_mode(config, lms, dir, mode).await
+}
+
+/// The app receiving webhooks but running no workers: tests take claims themselves.
+pub async fn spawn_without_workers(db: Db) -> TestApp {
+    let lms = FakeLms::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(db, &lms, &dir).await;
+    let mode = RunMode {
+        http: true,
+        workers: false,
+    };
+    spawn_in_mode(config, lms, dir, mode).await
+}
+
+async fn spawn_in_mode(config: Config, lms: FakeLms, dir: TempDir, mode: RunMode) -> TestApp {
     let database_url = config.database_url.clone();
-    let app = App::build(
-        config,
-        RunMode {
-            http: true,
-            workers: true,
-        },
-    )
-    .await
-    .expect("app builds");
+    let app = App::build(config, mode).await.expect("app builds");
     let address = app.address().unwrap();
     let store = app.store().clone();
     tokio::spawn(app.run_until(std::future::pending()));

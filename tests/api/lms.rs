@@ -54,6 +54,8 @@ pub struct LmsState {
     pub invalid_identifiers: HashSet<String>,
     /// When true, every bulk enrollment request answers 503.
     pub down: bool,
+    /// How long each enrollment answer takes (the LMS handles learners one by one).
+    pub answer_delay: std::time::Duration,
     pub tokens_issued: usize,
     pub valid_tokens: HashSet<String>,
     /// Enrollment requests (with identifiers), in arrival order.
@@ -100,6 +102,48 @@ impl FakeLms {
 
     pub fn calls(&self) -> Vec<BulkCall> {
         self.with(|s| s.calls.clone())
+    }
+
+    /// Learners that were in two requests in flight at the same time.
+    pub fn learners_in_flight_twice(&self) -> Vec<String> {
+        self.with(|s| {
+            let mut seen: HashMap<String, Vec<(std::time::Instant, std::time::Instant)>> =
+                HashMap::new();
+            let mut twice = Vec::new();
+            for call in &s.calls {
+                let span = (call.at, call.at + s.answer_delay);
+                for learner in call.identifiers() {
+                    let spans = seen.entry(learner.clone()).or_default();
+                    if spans
+                        .iter()
+                        .any(|(start, end)| span.0 < *end && *start < span.1)
+                    {
+                        twice.push(learner);
+                    }
+                    spans.push(span);
+                }
+            }
+            twice
+        })
+    }
+
+    /// The most enrollment requests received in any 60 s window.
+    pub fn most_calls_in_a_minute(&self) -> usize {
+        self.with(|s| {
+            let times: Vec<std::time::Instant> = s.calls.iter().map(|c| c.at).collect();
+            times
+                .iter()
+                .map(|start| {
+                    times
+                        .iter()
+                        .filter(|t| {
+                            **t >= *start && **t - *start < std::time::Duration::from_secs(60)
+                        })
+                        .count()
+                })
+                .max()
+                .unwrap_or(0)
+        })
     }
 
     pub fn is_enrolled(&self, course: &str, email: &str) -> bool {
@@ -237,10 +281,12 @@ impl Respond for BulkEnrollView {
             }));
         }
         let auto_enroll = call.field("auto_enroll") == "true";
-        ResponseTemplate::new(200).set_body_json(json!({
-            "action": action, "auto_enroll": auto_enroll, "email_students": call.field("email_students") == "true",
-            "courses": {course.clone(): {"action": action, "auto_enroll": auto_enroll, "results": results}}
-        }))
+        ResponseTemplate::new(200)
+            .set_delay(state.answer_delay)
+            .set_body_json(json!({
+                "action": action, "auto_enroll": auto_enroll, "email_students": call.field("email_students") == "true",
+                "courses": {course.clone(): {"action": action, "auto_enroll": auto_enroll, "results": results}}
+            }))
     }
 }
 

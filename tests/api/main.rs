@@ -39,6 +39,7 @@ mod helpers;
 mod lifecycle;
 mod lms;
 mod processing;
+mod scale_out;
 mod service;
 mod shopify;
 mod storage;

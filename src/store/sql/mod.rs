@@ -118,22 +118,47 @@ impl SqlStore {
     }
 
     /// Brings the schema up to date. Safe to run from several processes at
-    /// once: PostgreSQL and MySQL take a lock; SQLite's loser tries again.
+    /// once: PostgreSQL takes sqlx's advisory lock; on MySQL/MariaDB we take a
+    /// named lock ourselves (MariaDB ignores sqlx's, whose wait is negative);
+    /// SQLite's loser of the race tries again.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.dialect {
+        let mut migrator = match self.dialect {
             Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
             Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
         };
-        let mut tries = 0;
-        loop {
-            match migrator.run(&self.writer).await {
-                Err(e) if tries < 5 && self.dialect == Dialect::Sqlite => {
-                    tries += 1;
-                    tracing::debug!(error = %e, "migration raced another process; trying again");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+        match self.dialect {
+            Dialect::Postgres => Ok(migrator.run(&self.writer).await?),
+            Dialect::MySql => {
+                let mut conn = self.writer.acquire().await?;
+                let (locked,): (Option<i64>,) =
+                    sqlx::query_as("SELECT GET_LOCK('edx_webhooks_migrations', 300)")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if locked != Some(1) {
+                    return Err(StoreError::Invalid(
+                        "another process held the migration lock for 5 minutes".into(),
+                    ));
                 }
-                result => return Ok(result?),
+                migrator.set_locking(false);
+                let result = migrator.run(&mut *conn).await;
+                sqlx::query("SELECT RELEASE_LOCK('edx_webhooks_migrations')")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(result?)
+            }
+            Dialect::Sqlite => {
+                let mut tries = 0;
+                loop {
+                    match migrator.run(&self.writer).await {
+                        Err(e) if tries < 5 => {
+                            tries += 1;
+                            tracing::debug!(error = %e, "migration raced another process; trying again");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        result => return Ok(result?),
+                    }
+                }
             }
         }
     }
