@@ -4,6 +4,7 @@
 mod dialect;
 mod intake;
 mod sql;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub enum StoreError {
         database: String,
         source: sqlx::Error,
     },
+    #[error("could not store the request: {0}")]
+    Write(String),
     #[error("the claim's lease was lost to another worker")]
     LeaseLost,
     #[error("{0}")]
@@ -214,6 +217,7 @@ pub struct LmsStatus {
 pub struct Store {
     db: sql::SqlStore,
     work_available: Arc<Notify>,
+    intake: writer::IntakeWriter,
 }
 
 impl Store {
@@ -221,9 +225,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let db = sql::SqlStore::connect(url).await?;
         db.migrate().await?;
+        let work_available = Arc::new(Notify::new());
         Ok(Store {
+            intake: writer::IntakeWriter::start(db.clone(), work_available.clone()),
             db,
-            work_available: Arc::new(Notify::new()),
+            work_available,
         })
     }
 
@@ -246,27 +252,36 @@ impl Store {
         &self,
         request: &RequestRecord,
         http_status: u16,
-        outcome: &str,
+        outcome: &'static str,
         reason: Option<&str>,
     ) -> Result<i64, StoreError> {
-        self.db
-            .record_request(request, http_status, outcome, reason)
-            .await
+        let write = sql::IntakeWrite::Record {
+            request: request.clone(),
+            http_status,
+            outcome,
+            reason: reason.map(str::to_owned),
+        };
+        Ok(self.intake.write(write).await?.request_id)
     }
 
-    /// Stores a trusted delivery with everything it implies, in one durable
-    /// transaction, and says how it was taken.
+    /// Stores a trusted delivery with everything it implies, durably, and says
+    /// how it was taken. Concurrent deliveries share one transaction.
     pub async fn accept_delivery(
         &self,
         request: &RequestRecord,
         verified: &crate::shops::Verified,
         policy: IntakePolicy,
     ) -> Result<(i64, crate::domain::Acceptance), StoreError> {
-        let taken = self.db.accept_delivery(request, verified, policy).await?;
-        if taken.new_work {
-            self.work_available.notify_waiters();
-        }
-        Ok((taken.request_id, taken.acceptance))
+        let write = sql::IntakeWrite::Accept {
+            request: request.clone(),
+            verified: verified.clone(),
+            policy,
+        };
+        let written = self.intake.write(write).await?;
+        let acceptance = written.acceptance.ok_or_else(|| {
+            StoreError::Invalid("a trusted delivery was stored without a verdict".into())
+        })?;
+        Ok((written.request_id, acceptance))
     }
 
     /// Claims up to `batch` due enrollments of one course under a lease.

@@ -1,6 +1,6 @@
 //! Intake: a request and everything its verdict implies, in one transaction.
 
-use sqlx::Row;
+use sqlx::{Executor, Row};
 
 use super::{clip, flag, opt_text, parse, sources_of, text, transaction, SqlStore, Tx};
 use crate::domain::{Acceptance, Delivery, EnrollmentState, Order, OrderState};
@@ -8,47 +8,103 @@ use crate::shops::Verified;
 use crate::store::intake::{self, IntakePolicy, ItemChange, StoredItem};
 use crate::store::{RequestRecord, StoreError};
 
-/// How a trusted delivery was taken, for the answer and the workers.
-pub(in crate::store) struct Taken {
+/// One request to store, with what its verdict implies.
+pub(in crate::store) enum IntakeWrite {
+    /// Answered without trusting it (ping, rejection).
+    Record {
+        request: RequestRecord,
+        http_status: u16,
+        outcome: &'static str,
+        reason: Option<String>,
+    },
+    /// A trusted delivery and everything it implies.
+    Accept {
+        request: RequestRecord,
+        verified: Verified,
+        policy: IntakePolicy,
+    },
+}
+
+/// How a request was stored.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::store) struct Written {
     pub request_id: i64,
-    pub acceptance: Acceptance,
+    /// How a trusted delivery was taken (`None` for a recorded request).
+    pub acceptance: Option<Acceptance>,
     /// Whether any item became due work.
     pub new_work: bool,
 }
 
 impl SqlStore {
-    pub async fn record_request(
+    /// Stores many requests in one transaction (one durable commit for all),
+    /// each under a savepoint: one that fails leaves its neighbours stored.
+    pub async fn write_intake(
         &self,
-        request: &RequestRecord,
-        http_status: u16,
-        outcome: &str,
-        reason: Option<&str>,
-    ) -> Result<i64, StoreError> {
+        writes: &[IntakeWrite],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         transaction!(self, |tx, now| {
-            self.insert_request(
-                &mut tx,
-                now,
-                request,
-                None,
-                http_status,
-                outcome,
-                reason,
-                None,
-            )
-            .await?
+            let mut results = Vec::with_capacity(writes.len());
+            for write in writes {
+                tx.execute("SAVEPOINT delivery").await?;
+                match self.write_one(&mut tx, now, write).await {
+                    Ok(written) => {
+                        tx.execute("RELEASE SAVEPOINT delivery").await?;
+                        results.push(Ok(written));
+                    }
+                    // A deadlock undoes the whole transaction: run the batch again.
+                    Err(StoreError::Database(e)) if self.dialect.is_conflict(&e) => {
+                        return Err(StoreError::Database(e))
+                    }
+                    Err(e) => {
+                        tx.execute("ROLLBACK TO SAVEPOINT delivery").await?;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            results
         })
     }
 
-    pub async fn accept_delivery(
+    async fn write_one(
         &self,
-        request: &RequestRecord,
-        verified: &Verified,
-        policy: IntakePolicy,
-    ) -> Result<Taken, StoreError> {
-        transaction!(self, |tx, now| {
-            self.take_delivery(&mut tx, now, request, verified, policy)
-                .await?
-        })
+        tx: &mut Tx,
+        now: i64,
+        write: &IntakeWrite,
+    ) -> Result<Written, StoreError> {
+        match write {
+            IntakeWrite::Record {
+                request,
+                http_status,
+                outcome,
+                reason,
+            } => {
+                let request_id = self
+                    .insert_request(
+                        tx,
+                        now,
+                        request,
+                        None,
+                        *http_status,
+                        outcome,
+                        reason.as_deref(),
+                        None,
+                    )
+                    .await?;
+                Ok(Written {
+                    request_id,
+                    acceptance: None,
+                    new_work: false,
+                })
+            }
+            IntakeWrite::Accept {
+                request,
+                verified,
+                policy,
+            } => {
+                self.take_delivery(tx, now, request, verified, *policy)
+                    .await
+            }
+        }
     }
 
     async fn take_delivery(
@@ -58,7 +114,7 @@ impl SqlStore {
         request: &RequestRecord,
         verified: &Verified,
         policy: IntakePolicy,
-    ) -> Result<Taken, StoreError> {
+    ) -> Result<Written, StoreError> {
         let platform = request.platform.as_str();
         let shop = clip(&verified.shop, 255);
 
@@ -87,9 +143,9 @@ impl SqlStore {
                         order_id,
                     )
                     .await?;
-                return Ok(Taken {
+                return Ok(Written {
                     request_id,
-                    acceptance: Acceptance::Duplicate,
+                    acceptance: Some(Acceptance::Duplicate),
                     new_work: false,
                 });
             }
@@ -146,9 +202,9 @@ impl SqlStore {
                 order_id,
             )
             .await?;
-        Ok(Taken {
+        Ok(Written {
             request_id,
-            acceptance,
+            acceptance: Some(acceptance),
             new_work,
         })
     }

@@ -16,6 +16,7 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use super::dialect::Dialect;
 use super::StoreError;
 use crate::domain::{EnrollmentState, OrderState};
+pub(super) use deliveries::{IntakeWrite, Written};
 
 type Tx = Transaction<'static, Any>;
 

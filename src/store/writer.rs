@@ -1,0 +1,100 @@
+//! Group commit: concurrent requests are written by a few writer tasks, each
+//! taking every request waiting at that moment into one transaction. One
+//! durable commit then answers many requests, and none is answered before the
+//! commit that holds it.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+
+use super::sql::{IntakeWrite, SqlStore, Written};
+use super::{Dialect, StoreError};
+
+/// The most requests in one transaction.
+const MAX_BATCH: usize = 256;
+/// Requests waiting for a writer before senders wait too.
+const QUEUE: usize = 4096;
+
+struct Job {
+    write: IntakeWrite,
+    done: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+#[derive(Clone)]
+pub(super) struct IntakeWriter {
+    queue: mpsc::Sender<Job>,
+}
+
+impl IntakeWriter {
+    /// Starts the writer tasks: one for SQLite (it has one writer anyway),
+    /// several for servers that commit in parallel.
+    pub fn start(db: SqlStore, work_available: Arc<Notify>) -> IntakeWriter {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        let jobs = Arc::new(Mutex::new(jobs));
+        let writers = match db.dialect() {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres | Dialect::MySql => 4,
+        };
+        for _ in 0..writers {
+            tokio::spawn(write_batches(
+                db.clone(),
+                jobs.clone(),
+                work_available.clone(),
+            ));
+        }
+        IntakeWriter { queue }
+    }
+
+    /// Stores one request; returns once the transaction holding it committed.
+    pub async fn write(&self, write: IntakeWrite) -> Result<Written, StoreError> {
+        let (done, written) = oneshot::channel();
+        self.queue
+            .send(Job { write, done })
+            .await
+            .map_err(|_| StoreError::Write("the writer has stopped".into()))?;
+        written
+            .await
+            .map_err(|_| StoreError::Write("the writer has stopped".into()))?
+    }
+}
+
+async fn write_batches(
+    db: SqlStore,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    work_available: Arc<Notify>,
+) {
+    loop {
+        let batch = {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let (writes, answers): (Vec<IntakeWrite>, Vec<_>) =
+            batch.into_iter().map(|job| (job.write, job.done)).unzip();
+        match db.write_intake(&writes).await {
+            Ok(results) => {
+                if results.iter().any(|r| matches!(r, Ok(w) if w.new_work)) {
+                    work_available.notify_waiters();
+                }
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, requests = answers.len(), "could not commit received requests");
+                for answer in answers {
+                    let _ = answer.send(Err(StoreError::Write(e.to_string())));
+                }
+            }
+        }
+    }
+}
