@@ -60,6 +60,21 @@ async fn enrolled_count(store: &Store) -> i64 {
         .sum()
 }
 
+/// Polls until a claim can be taken (the batch is ready, or a lease ran out).
+async fn claim_when_due(store: &Store, lease: Duration) -> edx_webhooks::store::Claim {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let ClaimResult::Claimed(claim) = store.claim_next(25, lease, 100).await.unwrap() {
+            return claim;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing became claimable"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 const COURSES: [&str; 5] = [
     "course-v1:Org+C1+R",
     "course-v1:Org+C2+R",
@@ -138,16 +153,9 @@ async fn a_claim_whose_lease_ran_out_is_taken_over_and_the_late_result_is_not_wr
     assert_eq!(app.shopify("orders/create", &order).await.status(), 200);
     let lease = Duration::from_millis(200);
 
-    let ClaimResult::Claimed(old) = app.store.claim_next(25, lease, 100).await.unwrap() else { panic!("nothing to claim") };
-    // Polls until another claimer gets the same item: the lease has run out.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let new = loop {
-        if let ClaimResult::Claimed(claim) = app.store.claim_next(25, lease, 100).await.unwrap() {
-            break claim;
-        }
-        assert!(std::time::Instant::now() < deadline, "the lease never ran out");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let old = claim_when_due(&app.store, lease).await;
+    // The same item again, for another claimer, once the lease has run out.
+    let new = claim_when_due(&app.store, lease).await;
     assert_eq!(new.items[0].enrollment_id, old.items[0].enrollment_id);
     assert_ne!(new.token, old.token);
 

@@ -15,6 +15,10 @@ use crate::store::{
 
 /// The window of the shared rate limit.
 const WINDOW_MS: i64 = 60_000;
+/// A course's batch goes once no new learner has arrived for this long…
+const BATCH_QUIET_MS: i64 = 40;
+/// …or once its oldest learner has waited this long, whatever keeps arriving.
+const BATCH_LINGER_MS: i64 = 1_000;
 
 impl SqlStore {
     pub async fn claim_next(
@@ -54,45 +58,10 @@ impl SqlStore {
             }));
         }
 
-        let head = sqlx::query(self.sql(&format!(
-            "SELECT id, course_key, sku, action FROM enrollments \
-             WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
-             ORDER BY due_at, id LIMIT 1{}",
-            self.dialect.skip_locked()
-        )))
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some(head) = head else {
-            let row = sqlx::query(self.sql(&format!(
-                "SELECT MIN({}(due_at, COALESCE(lease_until, 0))) AS next_due FROM enrollments WHERE state = 'pending'",
-                self.dialect.greatest()
-            )))
-            .fetch_one(&mut **tx)
-            .await?;
-            let next_due_ms: Option<i64> = row.try_get("next_due")?;
-            return Ok(ClaimResult::Idle(Idle::NothingDue { next_due_ms }));
+        let work = match self.next_work(tx, now, batch).await? {
+            Ok(work) => work,
+            Err(idle) => return Ok(ClaimResult::Idle(idle)),
         };
-
-        let work = match opt_text(&head, "course_key")?
-            .as_deref()
-            .and_then(CourseKey::parse)
-        {
-            None => ClaimedWork::LookupSku {
-                sku: text(&head, "sku")?,
-            },
-            Some(course) => {
-                if let Some(until_ms) = self.take_rate_slot(tx, now, rate_limit).await? {
-                    return Ok(ClaimResult::Idle(Idle::RateLimited { until_ms }));
-                }
-                ClaimedWork::CallLms {
-                    course,
-                    action: parse(&text(&head, "action")?)?,
-                }
-            }
-        };
-
         let due = "state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
         let query = match &work {
             ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
@@ -118,6 +87,17 @@ impl SqlStore {
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            // Locked by a delivery being taken right now: look again shortly.
+            return Ok(ClaimResult::Idle(Idle::NothingDue {
+                next_due_ms: Some(now + BATCH_QUIET_MS),
+            }));
+        }
+        if let ClaimedWork::CallLms { .. } = work {
+            if let Some(until_ms) = self.take_rate_slot(tx, now, rate_limit).await? {
+                return Ok(ClaimResult::Idle(Idle::RateLimited { until_ms }));
+            }
+        }
 
         let token = uuid::Uuid::new_v4().to_string();
         let lease_until = now + lease.as_millis() as i64;
@@ -151,6 +131,67 @@ impl SqlStore {
             });
         }
         Ok(ClaimResult::Claimed(Claim { token, work, items }))
+    }
+
+    /// What to claim next: a SKU to look up, or the course whose batch is
+    /// ready — full, or quiet for a moment (no new learner arrived lately), or
+    /// waiting long enough. During a burst this fills each LMS request; a lone
+    /// order waits only the quiet period.
+    async fn next_work(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        batch: usize,
+    ) -> Result<Result<ClaimedWork, Idle>, StoreError> {
+        let due = "state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+        let lookup = sqlx::query(self.sql(&format!(
+            "SELECT sku FROM enrollments WHERE {due} AND course_key IS NULL ORDER BY due_at, id LIMIT 1{}",
+            self.dialect.skip_locked()
+        )))
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = lookup {
+            return Ok(Ok(ClaimedWork::LookupSku {
+                sku: text(&row, "sku")?,
+            }));
+        }
+
+        let groups = sqlx::query(self.sql(&format!(
+            "SELECT course_key, action, COUNT(*) AS waiting, MIN(due_at) AS oldest, MAX(due_at) AS newest              FROM enrollments WHERE {due} AND course_key IS NOT NULL              GROUP BY course_key, action ORDER BY oldest LIMIT 100"
+        )))
+        .bind(now)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut wake: Option<i64> = None;
+        for group in &groups {
+            let waiting: i64 = group.try_get("waiting")?;
+            let oldest: i64 = group.try_get("oldest")?;
+            let newest: i64 = group.try_get("newest")?;
+            let ready_at = (newest + BATCH_QUIET_MS).min(oldest + BATCH_LINGER_MS);
+            if waiting >= batch as i64 || ready_at <= now {
+                let Some(course) = CourseKey::parse(&text(group, "course_key")?) else {
+                    continue;
+                };
+                return Ok(Ok(ClaimedWork::CallLms {
+                    course,
+                    action: parse(&text(group, "action")?)?,
+                }));
+            }
+            wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
+        }
+        if wake.is_none() {
+            let row = sqlx::query(self.sql(&format!(
+                "SELECT MIN({}(due_at, COALESCE(lease_until, 0))) AS next_due FROM enrollments WHERE state = 'pending'",
+                self.dialect.greatest()
+            )))
+            .fetch_one(&mut **tx)
+            .await?;
+            wake = row.try_get("next_due")?;
+        }
+        Ok(Err(Idle::NothingDue { next_due_ms: wake }))
     }
 
     /// Takes one LMS request from the shared window, or says when one frees up.
