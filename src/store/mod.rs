@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail, OrderState, Platform};
-use crate::shops::Envelope;
+use crate::shops::{Envelope, Judgement};
 
 pub use dialect::Dialect;
 pub use intake::IntakePolicy;
@@ -339,6 +339,24 @@ pub struct PruneReport {
     pub requests: u64,
 }
 
+/// How a request was answered and stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub request_id: i64,
+    pub http_status: u16,
+    /// The answer's `status`: `ping`, `rejected`, or how a trusted delivery
+    /// was taken (`accepted`, `duplicate`, `awaiting_payment`, `ignored`).
+    pub status: String,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+}
+
+impl Verdict {
+    pub fn trusted(&self) -> bool {
+        self.http_status < 400
+    }
+}
+
 /// The service's storage. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -397,6 +415,41 @@ impl Store {
             self.work_available.notify_waiters();
         }
         Ok((taken.request_id, taken.acceptance))
+    }
+
+    /// Stores a request with its judgement and everything that implies.
+    pub async fn record_judgement(
+        &self,
+        request: &RequestRecord,
+        judgement: &Judgement,
+        policy: IntakePolicy,
+    ) -> Result<Verdict, StoreError> {
+        let (request_id, http_status, status, reason) = match judgement {
+            Judgement::Ping => (
+                self.record_request(request, 200, "ping", None).await?,
+                200,
+                "ping",
+                None,
+            ),
+            Judgement::Rejected(rejection) => {
+                let status = rejection.status().as_u16();
+                let reason = rejection.to_string();
+                let id = self
+                    .record_request(request, status, "rejected", Some(&reason))
+                    .await?;
+                (id, status, "rejected", Some(reason))
+            }
+            Judgement::Trusted(verified) => {
+                let (id, acceptance) = self.accept_delivery(request, verified, policy).await?;
+                (id, 200, acceptance.as_str(), None)
+            }
+        };
+        Ok(Verdict {
+            request_id,
+            http_status,
+            status: status.to_owned(),
+            reason,
+        })
     }
 
     /// Claims up to `batch` due enrollments of one course under a lease.
