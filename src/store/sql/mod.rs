@@ -1,9 +1,11 @@
 //! The statements, for SQLite, PostgreSQL and MySQL/MariaDB alike, through
 //! sqlx's `Any` driver; where the databases differ, `Dialect` says how.
 
+mod browse;
 mod claims;
 mod deliveries;
 mod operator;
+mod prune;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -243,11 +245,16 @@ impl SqlStore {
         order_id: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (cancelled,): (i64,) =
-            sqlx::query_as(self.sql("SELECT cancelled FROM orders WHERE id = ?"))
-                .bind(order_id)
-                .fetch_one(&mut **tx)
-                .await?;
+        // The order row is locked before its items are read: two transactions
+        // finishing different items of one order would otherwise each see the
+        // other's item as it was, and leave the order `processing` for good.
+        let (cancelled,): (i64,) = sqlx::query_as(self.sql(&format!(
+            "SELECT cancelled FROM orders WHERE id = ?{}",
+            self.dialect.for_update()
+        )))
+        .bind(order_id)
+        .fetch_one(&mut **tx)
+        .await?;
         let rows = sqlx::query(self.sql("SELECT state FROM enrollments WHERE order_id = ?"))
             .bind(order_id)
             .fetch_all(&mut **tx)
