@@ -41,6 +41,9 @@ enum Command {
     Worker,
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Check the settings, the database and the LMS (without side effects on
+    /// the LMS); print each problem with its fix. Exit 1 when one is found.
+    Check,
     /// Look at and act on orders.
     Orders {
         #[command(subcommand)]
@@ -124,6 +127,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Store::connect(&config.database_url).await?;
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let report = edx_webhooks::check::run(&config).await;
+            print!("{report}");
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Orders {
             command:

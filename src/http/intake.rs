@@ -2,6 +2,7 @@
 //! the order SPEC §3 gives, store it with its verdict, answer.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -14,9 +15,10 @@ use tracing::{info, warn};
 
 use super::error::HttpError;
 use super::AppState;
-use crate::domain::Platform;
+use crate::domain::{Delivery, Platform};
+use crate::metrics::Verdict;
 use crate::shops::{self, Verified};
-use crate::store::RequestRecord;
+use crate::store::{RequestRecord, StoreError};
 
 /// How much of an oversized body is kept for the operator to look at.
 const KEPT_OF_OVERSIZED: usize = 64 * 1024;
@@ -37,9 +39,33 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = Instant::now();
+    let (verdict, response) = take(&state, endpoint, peer, method, uri, headers, body).await;
+    state
+        .metrics
+        .webhook_answered(endpoint.platform, verdict, started.elapsed());
+    response
+}
+
+/// Judges, stores and answers one request; says how, for the metrics.
+async fn take(
+    state: &AppState,
+    endpoint: Endpoint,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> (Verdict, Response) {
     let received = match read_body(body, &headers, state.config.max_body).await {
         Ok(received) => received,
-        Err(reason) => return answer_rejected(StatusCode::BAD_REQUEST, &reason, None),
+        Err(reason) => {
+            info!(status = 400, reason = %reason, "delivery rejected before it was read");
+            return (
+                Verdict::Rejected(400),
+                answer_rejected(StatusCode::BAD_REQUEST, &reason, None),
+            );
+        }
     };
     let envelope = match endpoint.platform {
         Platform::Shopify => shops::shopify::envelope(&headers),
@@ -64,17 +90,18 @@ pub async fn receive(
         body: received.bytes,
         envelope,
     };
-    match judge(&state, endpoint, &headers, &record) {
+    let unavailable = |e: StoreError| {
+        warn!(error = %e, "could not store a delivery; answered 503 so that the shop retries");
+        (Verdict::Unavailable, HttpError::from(e).into_response())
+    };
+    match judge(state, endpoint, &headers, &record) {
         Judgement::Ping => match state.store.record_request(&record, 200, "ping", None).await {
             Ok(id) => {
                 info!(request = id, "WooCommerce ping answered");
-                (
-                    StatusCode::OK,
-                    Json(json!({"status": "ping", "request": id})),
-                )
-                    .into_response()
+                let answer = Json(json!({"status": "ping", "request": id}));
+                (Verdict::Ping, (StatusCode::OK, answer).into_response())
             }
-            Err(e) => HttpError::from(e).into_response(),
+            Err(e) => unavailable(e),
         },
         Judgement::Rejected(status, reason) => {
             match state
@@ -83,10 +110,13 @@ pub async fn receive(
                 .await
             {
                 Ok(id) => {
-                    info!(request = id, status = status.as_u16(), reason = %reason, "delivery rejected");
-                    answer_rejected(status, &reason, Some(id))
+                    info!(request = id, status = status.as_u16(), shop = record.envelope.shop.as_deref(), reason = %reason, "delivery rejected");
+                    (
+                        Verdict::Rejected(status.as_u16()),
+                        answer_rejected(status, &reason, Some(id)),
+                    )
                 }
-                Err(e) => HttpError::from(e).into_response(),
+                Err(e) => unavailable(e),
             }
         }
         Judgement::Trusted(verified) => {
@@ -95,18 +125,30 @@ pub async fn receive(
                 .accept_delivery(&record, &verified, state.intake_policy)
                 .await
             {
-                Ok((id, acceptance)) => {
-                    info!(request = id, shop = %verified.shop, topic = %verified.topic, status = acceptance.as_str(), "delivery taken");
+                Ok(taken) => {
+                    let shop_order = match &verified.delivery {
+                        Delivery::Order(order) => Some(order.number.as_str()),
+                        Delivery::Refund { order_id, .. } => Some(order_id.as_str()),
+                        Delivery::Ignored { .. } => None,
+                    };
+                    info!(
+                        request = taken.request_id,
+                        order = taken.order_id,
+                        shop = %verified.shop,
+                        shop_order,
+                        topic = %verified.topic,
+                        status = taken.acceptance.as_str(),
+                        "delivery taken"
+                    );
+                    let answer = Json(
+                        json!({"status": taken.acceptance.as_str(), "request": taken.request_id}),
+                    );
                     (
-                        StatusCode::OK,
-                        Json(json!({"status": acceptance.as_str(), "request": id})),
+                        Verdict::Taken(taken.acceptance),
+                        (StatusCode::OK, answer).into_response(),
                     )
-                        .into_response()
                 }
-                Err(e) => {
-                    warn!(error = %e, "could not store a trusted delivery");
-                    HttpError::from(e).into_response()
-                }
+                Err(e) => unavailable(e),
             }
         }
     }

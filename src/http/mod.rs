@@ -1,8 +1,10 @@
-//! The HTTP surface: webhook intake and health.
+//! The HTTP surface: webhook intake, health and metrics.
 
 mod error;
 mod health;
 mod intake;
+mod metrics;
+mod request_span;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::Platform;
+use crate::metrics::Metrics;
 use crate::store::{IntakePolicy, Store};
 use intake::Endpoint;
 
@@ -28,6 +31,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub intake_policy: IntakePolicy,
+    pub metrics: Metrics,
 }
 
 fn webhook(platform: Platform, default_topic: &'static str) -> MethodRouter<AppState> {
@@ -59,10 +63,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(request_span::request_span))
         .with_state(state)
 }

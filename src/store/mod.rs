@@ -54,6 +54,16 @@ pub struct RequestRecord {
     pub envelope: Envelope,
 }
 
+/// How a trusted delivery was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryTaken {
+    /// Our id of the stored request.
+    pub request_id: i64,
+    pub acceptance: crate::domain::Acceptance,
+    /// Our id of the order it concerns, when it names one we have.
+    pub order_id: Option<i64>,
+}
+
 /// A batch of due enrollments that one worker owns until its lease runs out.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -261,12 +271,16 @@ impl Store {
         request: &RequestRecord,
         verified: &crate::shops::Verified,
         policy: IntakePolicy,
-    ) -> Result<(i64, crate::domain::Acceptance), StoreError> {
+    ) -> Result<DeliveryTaken, StoreError> {
         let taken = self.db.accept_delivery(request, verified, policy).await?;
         if taken.new_work {
             self.work_available.notify_waiters();
         }
-        Ok((taken.request_id, taken.acceptance))
+        Ok(DeliveryTaken {
+            request_id: taken.request_id,
+            acceptance: taken.acceptance,
+            order_id: taken.order_id,
+        })
     }
 
     /// Claims up to `batch` due enrollments of one course under a lease.
@@ -349,6 +363,13 @@ impl Store {
 
     pub async fn count_enrollments(&self) -> Result<Vec<(EnrollmentState, i64)>, StoreError> {
         self.db.count_enrollments().await
+    }
+
+    /// How long the longest-waiting due enrollment has been due (zero when
+    /// nothing due waits): grows while workers do not keep up or work is paused.
+    pub async fn oldest_due_pending(&self) -> Result<Duration, StoreError> {
+        let ms = self.db.oldest_due_pending_ms().await?;
+        Ok(Duration::from_millis(ms.max(0) as u64))
     }
 }
 

@@ -12,6 +12,8 @@ use crate::store::{RequestRecord, StoreError};
 pub(in crate::store) struct Taken {
     pub request_id: i64,
     pub acceptance: Acceptance,
+    /// The order it concerns, when it names one we have.
+    pub order_id: Option<i64>,
     /// Whether any item became due work.
     pub new_work: bool,
 }
@@ -90,6 +92,7 @@ impl SqlStore {
                 return Ok(Taken {
                     request_id,
                     acceptance: Acceptance::Duplicate,
+                    order_id,
                     new_work: false,
                 });
             }
@@ -149,6 +152,7 @@ impl SqlStore {
         Ok(Taken {
             request_id,
             acceptance,
+            order_id,
             new_work,
         })
     }

@@ -4,6 +4,7 @@
 mod claims;
 mod deliveries;
 mod operator;
+mod waiting;
 
 use std::collections::HashMap;
 use std::str::FromStr;
