@@ -38,6 +38,7 @@ mod cancellations;
 mod helpers;
 mod lifecycle;
 mod lms;
+mod operations;
 mod processing;
 mod scale_out;
 mod service;
