@@ -42,14 +42,6 @@ pub struct LmsCheck {
     pub probes: Vec<(Probe, ProbeOutcome)>,
 }
 
-impl LmsCheck {
-    pub fn passed(&self) -> bool {
-        self.probes
-            .iter()
-            .all(|(_, o)| !matches!(o, ProbeOutcome::Failed(_)))
-    }
-}
-
 impl LmsClient {
     /// Asks the LMS whether it is set up for us, without enrolling anyone: a
     /// token request, an unauthenticated and an authenticated empty request to
@@ -67,7 +59,8 @@ impl LmsClient {
                 true
             }
             Err(e) => {
-                let unreachable = self.unreachable(&e);
+                // No answer at all: the other questions would get none either.
+                let unreachable = matches!(e, LmsError::Transient { status: None, .. });
                 probes.push((Probe::Token, ProbeOutcome::Failed(self.problem(e))));
                 if unreachable {
                     let why = ProbeOutcome::Skipped("the LMS is unreachable".into());
@@ -125,11 +118,6 @@ impl LmsClient {
             }
             Err(e) => ProbeOutcome::Failed(self.problem(e)),
         }
-    }
-
-    /// Whether no answer came at all.
-    fn unreachable(&self, error: &LmsError) -> bool {
-        matches!(error, LmsError::Transient { status: None, .. })
     }
 
     /// An error as a problem for the operator, with what to do about it.

@@ -73,6 +73,21 @@ fn span_field<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
     })
 }
 
+#[tokio::test]
+async fn check_with_a_bad_setting_exits_2_before_looking_at_anything() {
+    let lms = FakeLms::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let env = with_setting(service_env(&lms, &url), "EDX_WEBHOOKS_MAX_ATTEMPTS", "many");
+    let (code, stdout, stderr) = check(dir.path(), &env).await;
+
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("EDX_WEBHOOKS_MAX_ATTEMPTS"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(!dir.path().join("db.sqlite3").exists());
+    assert_eq!(lms.with(|s| s.tokens_issued), 0);
+}
+
 on_each_database! {
 async fn check_passes_against_a_healthy_lms_without_enrolling_anyone(db: Db) {
     let lms = FakeLms::start().await;
