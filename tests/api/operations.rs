@@ -7,6 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::ChildStderr;
 
 use crate::helpers::*;
 use crate::lms::{FakeLms, CLIENT_SECRET};
@@ -86,6 +88,58 @@ async fn check_with_a_bad_setting_exits_2_before_looking_at_anything() {
     assert!(stdout.is_empty(), "{stdout}");
     assert!(!dir.path().join("db.sqlite3").exists());
     assert_eq!(lms.with(|s| s.tokens_issued), 0);
+}
+
+/// The child's next line on stderr, which must be plain text (it goes to a pipe).
+async fn next_plain_line(lines: &mut Lines<BufReader<ChildStderr>>) -> String {
+    let line = tokio::time::timeout(START_DEADLINE, lines.next_line())
+        .await
+        .expect("a log line in time")
+        .unwrap()
+        .expect("the service is running");
+    assert!(
+        !line.contains('\u{1b}'),
+        "colour codes in logs that go to a pipe: {line:?}"
+    );
+    line
+}
+
+#[tokio::test]
+async fn text_logs_are_plain_and_carry_the_request_id() {
+    let lms = FakeLms::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let mut env = service_env(&lms, &url);
+    env.retain(|(name, _)| *name != "EDX_WEBHOOKS_LOG_FORMAT");
+    let mut child = command(dir.path(), &env).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = next_plain_line(&mut lines).await;
+        if let Some((_, rest)) = line.split_once("edx-webhooks running address=") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/webhooks/shopify"))
+        .header("Content-Type", "application/json")
+        .header("X-Request-Id", "text-log-request")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let rejected = loop {
+        let line = next_plain_line(&mut lines).await;
+        if line.contains("delivery rejected") {
+            break line;
+        }
+    };
+    assert!(
+        rejected.contains("request_id=text-log-request"),
+        "{rejected}"
+    );
+    child.kill().await.unwrap();
 }
 
 on_each_database! {
