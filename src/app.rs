@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::http::{router, AppState};
 use crate::jobs::{spawn_workers, JobSettings};
 use crate::lms::LmsClient;
+use crate::metrics::Metrics;
 use crate::store::{IntakePolicy, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub struct App {
     store: Store,
     listener: Option<TcpListener>,
     mode: RunMode,
+    /// This instance's own registry: several apps may share one process.
+    metrics: Metrics,
 }
 
 impl App {
@@ -62,6 +65,7 @@ impl App {
             store,
             listener,
             mode,
+            metrics: Metrics::new(),
         })
     }
 
@@ -82,7 +86,7 @@ impl App {
     ) -> Result<(), AppError> {
         let stop = CancellationToken::new();
         let mut workers = if self.mode.workers {
-            let lms = Arc::new(LmsClient::new(&self.config.lms));
+            let lms = Arc::new(LmsClient::new(&self.config.lms).with_metrics(self.metrics.clone()));
             let settings = JobSettings::from_config(&self.config);
             spawn_workers(
                 self.config.workers,
@@ -100,6 +104,7 @@ impl App {
                 config: self.config.clone(),
                 store: self.store.clone(),
                 intake_policy: IntakePolicy::from_config(&self.config),
+                metrics: self.metrics.clone(),
             };
             let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
             let stopped = stop.clone();

@@ -2,11 +2,13 @@
 //! enrollments out. The road a delivery travels: http → shops → store → jobs → lms → store.
 
 pub mod app;
+pub mod check;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod jobs;
 pub mod lms;
+pub mod metrics;
 pub mod operator;
 pub mod shops;
 pub mod store;

@@ -44,6 +44,9 @@ enum Command {
     Worker,
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Check the settings, the database and the LMS (without side effects on
+    /// the LMS); print each problem with its fix. Exit 1 when one is found.
+    Check,
     /// Look at and act on orders.
     Orders {
         #[command(subcommand)]
@@ -203,6 +206,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check => {
+            let report = edx_webhooks::check::run(&config).await;
+            print!("{report}");
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Orders { command } => {
             let store = Store::connect(&config.database_url).await?;
             Ok(finish(orders(command, &store).await))
@@ -345,9 +357,12 @@ fn init_logging(config: &Config) {
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in journald or a file.
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Json => builder
             .json()

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (it can do its work).
+//! `/healthz` (the process answers) and `/readyz` (it can do its work; the
+//! body says what stands in the way).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,23 +11,23 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    if let Err(e) = state.store.ping().await {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("database unavailable: {e}\n"),
-        );
-    }
-    match state.store.lms_status().await {
+    // The LMS's condition is kept in the database: it can only be read from there.
+    let status = match state.store.ping().await {
+        Ok(()) => state.store.lms_status().await,
+        Err(e) => Err(e),
+    };
+    let problem = match status {
+        Err(e) => format!("database unavailable (unreachable or not migrated): {e}"),
         Ok(status) => match status.misconfigured {
-            Some(reason) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("LMS misconfigured: {reason}\n"),
+            None => return (StatusCode::OK, "ready\n".into()),
+            Some(reason) => format!(
+                "LMS misconfigured: {reason}\nEnrollments wait without spending attempts and \
+                 resume by themselves once the LMS answers correctly."
             ),
-            None => (StatusCode::OK, "ready\n".into()),
         },
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("database unavailable: {e}\n"),
-        ),
-    }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready\n{problem}\n"),
+    )
 }

@@ -2,6 +2,7 @@
 //! the delivery, store it with its verdict, answer.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -14,6 +15,8 @@ use tracing::{info, warn};
 
 use super::error::HttpError;
 use super::AppState;
+use crate::domain::Delivery;
+use crate::metrics::Verdict;
 use crate::shops::{self, Endpoint, Judgement, Received};
 use crate::store::RequestRecord;
 
@@ -29,9 +32,33 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = Instant::now();
+    let (verdict, response) = take(&state, endpoint, peer, method, uri, headers, body).await;
+    state
+        .metrics
+        .webhook_answered(endpoint.platform, verdict, started.elapsed());
+    response
+}
+
+/// Judges, stores and answers one request; says how, for the metrics.
+async fn take(
+    state: &AppState,
+    endpoint: Endpoint,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> (Verdict, Response) {
     let received = match read_body(body, &headers, state.config.max_body).await {
         Ok(received) => received,
-        Err(reason) => return answer_rejected(StatusCode::BAD_REQUEST, &reason, None),
+        Err(reason) => {
+            info!(status = 400, reason = %reason, "delivery rejected before it was read");
+            return (
+                Verdict::Rejected(400),
+                answer_rejected(StatusCode::BAD_REQUEST, &reason, None),
+            );
+        }
     };
     let record = RequestRecord {
         platform: endpoint.platform,
@@ -62,39 +89,59 @@ pub async fn receive(
             truncated: record.body_truncated,
         },
     );
-    let verdict = match state
+    let stored = match state
         .store
         .record_judgement(&record, &judgement, state.intake_policy)
         .await
     {
-        Ok(verdict) => verdict,
+        Ok(stored) => stored,
         Err(e) => {
-            warn!(error = %e, "could not store a delivery");
-            return HttpError::from(e).into_response();
+            warn!(error = %e, "could not store a delivery; answered 503 so that the shop retries");
+            return (Verdict::Unavailable, HttpError::from(e).into_response());
         }
     };
-    let id = verdict.request_id;
-    match &judgement {
-        Judgement::Ping => info!(request = id, "WooCommerce ping answered"),
-        Judgement::Rejected(rejection) => {
-            info!(request = id, status = verdict.http_status, reason = %rejection, "delivery rejected")
+    let id = stored.request_id;
+    let verdict = match (&judgement, stored.acceptance) {
+        (Judgement::Ping, _) => {
+            info!(request = id, "WooCommerce ping answered");
+            Verdict::Ping
         }
-        Judgement::Trusted(verified) => {
-            info!(request = id, shop = %verified.shop, topic = %verified.topic, status = %verdict.status, "delivery taken")
+        (Judgement::Rejected(rejection), _) => {
+            info!(request = id, status = stored.http_status, shop = record.envelope.shop.as_deref(), reason = %rejection, "delivery rejected");
+            Verdict::Rejected(stored.http_status)
         }
-    }
-    match verdict.reason {
+        (Judgement::Trusted(verified), Some(acceptance)) => {
+            let shop_order = match &verified.delivery {
+                Delivery::Order(order) => Some(order.number.as_str()),
+                Delivery::Refund { order_id, .. } => Some(order_id.as_str()),
+                Delivery::Ignored { .. } => None,
+            };
+            info!(
+                request = id,
+                order = stored.order_id,
+                shop = %verified.shop,
+                shop_order,
+                topic = %verified.topic,
+                status = acceptance.as_str(),
+                "delivery taken"
+            );
+            Verdict::Taken(acceptance)
+        }
+        (Judgement::Trusted(_), None) => Verdict::Unavailable,
+    };
+    let response = match stored.reason {
         Some(reason) => answer_rejected(
-            StatusCode::from_u16(verdict.http_status).unwrap_or(StatusCode::BAD_REQUEST),
+            StatusCode::from_u16(stored.http_status).unwrap_or(StatusCode::BAD_REQUEST),
             &reason,
             Some(id),
         ),
         None => (
             StatusCode::OK,
-            Json(json!({"status": verdict.status, "request": id})),
+            Json(json!({"status": stored.status, "request": id})),
         )
             .into_response(),
-    }
+    };
+    (verdict, response)
 }
 
 fn answer_rejected(status: StatusCode, reason: &str, id: Option<i64>) -> Response {

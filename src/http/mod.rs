@@ -1,8 +1,10 @@
-//! The HTTP surface: webhook intake and health.
+//! The HTTP surface: webhook intake, health and metrics.
 
 mod error;
 mod health;
 mod intake;
+mod metrics;
+mod request_span;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::shops::{Endpoint, ENDPOINTS};
 use crate::store::{IntakePolicy, Store};
 
@@ -27,6 +30,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub intake_policy: IntakePolicy,
+    pub metrics: Metrics,
 }
 
 fn webhook(endpoint: Endpoint) -> MethodRouter<AppState> {
@@ -42,10 +46,12 @@ pub fn router(state: AppState) -> Router {
     webhooks
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(request_span::request_span))
         .with_state(state)
 }

@@ -158,8 +158,15 @@ impl Worker {
     }
 
     async fn process(&self, claim: Claim) {
-        let orders: Vec<i64> = claim.items.iter().map(|i| i.order_id).collect();
-        let span = tracing::info_span!("claim", claim = %claim.token, orders = ?orders);
+        let mut orders: Vec<i64> = claim.items.iter().map(|i| i.order_id).collect();
+        orders.sort_unstable();
+        orders.dedup();
+        let orders = orders
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let span = tracing::info_span!("claim", claim = %claim.token, orders = %orders);
         async {
             if let Err(e) = self.process_claim(&claim).await {
                 match e {
@@ -177,6 +184,11 @@ impl Worker {
             ClaimedWork::LookupSku { sku } => {
                 let started = Instant::now();
                 let found = self.with_lease(claim, self.lms.lookup_sku(sku)).await?;
+                match &found {
+                    Ok(Some(course)) => info!(sku, %course, "SKU names a course"),
+                    Ok(None) => info!(sku, "SKU names no course"),
+                    Err(e) => warn!(sku, problem = %e, "SKU lookup failed"),
+                }
                 let context = self.context(claim, crate::domain::Action::Enroll, started);
                 context.report_sku_lookup(sku, found)
             }

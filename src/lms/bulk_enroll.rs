@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::{excerpt, LmsClient, LmsError};
 use crate::domain::{Action, CourseKey};
+use crate::metrics::LmsCall;
 
-const BULK_ENROLL: &str = "api/bulk_enroll/v1/bulk_enroll";
+pub(super) const BULK_ENROLL: &str = "api/bulk_enroll/v1/bulk_enroll";
 /// How long to wait after a 429 that did not say.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -79,24 +80,20 @@ impl LmsClient {
     }
 
     /// Posts with the cached token; on a 401, once more with a fresh one.
-    async fn post_bulk_enroll(
+    pub(super) async fn post_bulk_enroll(
         &self,
         form: &[(&str, String)],
     ) -> Result<(u16, HeaderMap, String), LmsError> {
         let mut fresh = false;
         loop {
             let token = self.token(fresh).await?;
-            let response = self
+            let request = self
                 .http
                 .post(self.url(BULK_ENROLL))
                 .header(AUTHORIZATION, &token.header)
-                .form(form)
-                .send()
-                .await
-                .map_err(LmsError::transient)?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response.text().await.map_err(LmsError::transient)?;
+                .form(form);
+            let answer = self.exchange(LmsCall::BulkEnroll, request).await?;
+            let (status, headers, body) = (answer.status, answer.headers, answer.body);
             if status == 401 && !fresh {
                 fresh = true;
                 continue;
@@ -114,7 +111,7 @@ impl LmsClient {
     }
 }
 
-fn classify(status: u16, headers: &HeaderMap, body: &str) -> LmsError {
+pub(super) fn classify(status: u16, headers: &HeaderMap, body: &str) -> LmsError {
     match status {
         429 => LmsError::Throttled {
             retry_after: retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER),

@@ -3,16 +3,20 @@
 //! kinds of failure the workers treat differently.
 
 mod bulk_enroll;
+mod check;
 mod sku;
 mod token;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderMap;
 use url::Url;
 
 use crate::config::LmsConfig;
+use crate::metrics::{LmsCall, Metrics};
 
 pub use bulk_enroll::{BulkEnrollAnswer, LearnerOutcome, LearnerResult};
+pub use check::{LmsCheck, Probe, ProbeOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LmsError {
@@ -70,6 +74,16 @@ pub struct LmsClient {
     config: LmsConfig,
     token: token::TokenCache,
     skus: sku::SkuCache,
+    metrics: Metrics,
+}
+
+/// An LMS answer, read whole.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    /// Where the request ended, after any redirects it followed.
+    url: Url,
+    body: String,
 }
 
 impl LmsClient {
@@ -97,11 +111,47 @@ impl LmsClient {
             config: config.clone(),
             token: token::TokenCache::default(),
             skus: sku::SkuCache::default(),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Counts this client's requests in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> LmsClient {
+        self.metrics = metrics;
+        self
     }
 
     fn url(&self, path: &str) -> Url {
         self.base.join(path).expect("relative API path")
+    }
+
+    /// Sends `request`, reads the whole answer, and counts it in the metrics.
+    async fn exchange(
+        &self,
+        call: LmsCall,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, LmsError> {
+        let started = Instant::now();
+        let answer = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let url = response.url().clone();
+            let body = response.text().await?;
+            Ok(Answer {
+                status,
+                headers,
+                url,
+                body,
+            })
+        }
+        .await;
+        self.metrics.lms_answered(
+            call,
+            answer.as_ref().ok().map(|a| a.status),
+            started.elapsed(),
+        );
+        answer.map_err(LmsError::transient)
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 use super::{LmsClient, LmsError};
 use crate::domain::CourseKey;
+use crate::metrics::LmsCall;
 
 /// How long an answer is reused, so an operator's fix to a redirect shows soon.
 const CACHE_FOR: Duration = Duration::from_secs(300);
@@ -45,20 +46,17 @@ impl LmsClient {
             utf8_percent_encode(sku, SEGMENT)
         );
         let url = self.url(path.trim_start_matches('/'));
-        let response = self
-            .lookup
-            .head(url)
-            .send()
-            .await
-            .map_err(LmsError::transient)?;
-        let status = response.status();
-        let found = if status.is_success() {
-            course_in_path(response.url().path())
-        } else if status.as_u16() == 404 {
+        let answer = self
+            .exchange(LmsCall::SkuLookup, self.lookup.head(url))
+            .await?;
+        let status = answer.status;
+        let found = if (200..300).contains(&status) {
+            course_in_path(answer.url.path())
+        } else if status == 404 {
             None
         } else {
             return Err(LmsError::Transient {
-                status: Some(status.as_u16()),
+                status: Some(status),
                 detail: format!("SKU lookup answered {status}"),
             });
         };

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::{excerpt, LmsClient, LmsError};
+use crate::metrics::LmsCall;
 
 #[derive(Clone)]
 pub(super) struct Token {
@@ -48,9 +49,25 @@ impl LmsClient {
 
     async fn request_token(&self) -> Result<Token, LmsError> {
         let (Some(id), Some(secret)) = (&self.config.client_id, &self.config.client_secret) else {
+            let missing: Vec<&str> = [
+                (
+                    self.config.client_id.is_none(),
+                    "EDX_WEBHOOKS_OAUTH2_CLIENT_ID",
+                ),
+                (
+                    self.config.client_secret.is_none(),
+                    "EDX_WEBHOOKS_OAUTH2_CLIENT_SECRET",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(missing, name)| missing.then_some(name))
+            .collect();
             return Err(LmsError::Misconfigured {
                 status: None,
-                reason: "no OAuth2 client configured: set EDX_WEBHOOKS_OAUTH2_CLIENT_ID and EDX_WEBHOOKS_OAUTH2_CLIENT_SECRET".into(),
+                reason: format!(
+                    "no OAuth2 client configured: set {} (the client id and secret of the LMS's OAuth2 application)",
+                    missing.join(" and ")
+                ),
             });
         };
         let form = [
@@ -59,19 +76,13 @@ impl LmsClient {
             ("client_secret", secret.expose()),
             ("token_type", "jwt"),
         ];
-        let response = self
-            .http
-            .post(self.url("oauth2/access_token"))
-            .form(&form)
-            .send()
-            .await
-            .map_err(LmsError::transient)?;
-        let status = response.status();
-        let body = response.text().await.map_err(LmsError::transient)?;
-        if status.is_success() {
+        let request = self.http.post(self.url("oauth2/access_token")).form(&form);
+        let answer = self.exchange(LmsCall::Token, request).await?;
+        let (code, body) = (answer.status, answer.body);
+        if (200..300).contains(&code) {
             let answer: TokenAnswer =
                 serde_json::from_str(&body).map_err(|_| LmsError::Transient {
-                    status: Some(status.as_u16()),
+                    status: Some(code),
                     detail: "the LMS's token endpoint answered without an access token".into(),
                 })?;
             let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
@@ -86,8 +97,7 @@ impl LmsClient {
                 expires: Instant::now() + lifetime - margin,
             });
         }
-        let code = status.as_u16();
-        if status.is_server_error() {
+        if code >= 500 {
             return Err(LmsError::Transient {
                 status: Some(code),
                 detail: format!("the LMS's token endpoint answered {code}"),

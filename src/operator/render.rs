@@ -239,6 +239,7 @@ pub fn replayed(replayed: &Replayed) -> String {
         http_status,
         status,
         reason,
+        ..
     } = &replayed.verdict;
     let mut out = format!(
         "request {} judged again as request {request_id}: {http_status} {status}",

@@ -57,6 +57,16 @@ pub struct RequestRecord {
     pub envelope: Envelope,
 }
 
+/// How a trusted delivery was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryTaken {
+    /// Our id of the stored request.
+    pub request_id: i64,
+    pub acceptance: crate::domain::Acceptance,
+    /// Our id of the order it concerns, when it names one we have.
+    pub order_id: Option<i64>,
+}
+
 /// A batch of due enrollments that one worker owns until its lease runs out.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -352,6 +362,11 @@ pub struct Verdict {
     pub status: String,
     /// Why it was rejected.
     pub reason: Option<String>,
+    /// How a trusted delivery was taken.
+    #[serde(skip)]
+    pub acceptance: Option<crate::domain::Acceptance>,
+    /// Our id of the order a trusted delivery concerns.
+    pub order_id: Option<i64>,
 }
 
 impl Verdict {
@@ -419,7 +434,7 @@ impl Store {
         request: &RequestRecord,
         verified: &crate::shops::Verified,
         policy: IntakePolicy,
-    ) -> Result<(i64, crate::domain::Acceptance), StoreError> {
+    ) -> Result<DeliveryTaken, StoreError> {
         let write = sql::IntakeWrite::Accept {
             request: request.clone(),
             verified: verified.clone(),
@@ -429,7 +444,11 @@ impl Store {
         let acceptance = written.acceptance.ok_or_else(|| {
             StoreError::Invalid("a trusted delivery was stored without a verdict".into())
         })?;
-        Ok((written.request_id, acceptance))
+        Ok(DeliveryTaken {
+            request_id: written.request_id,
+            acceptance,
+            order_id: written.order_id,
+        })
     }
 
     /// Stores a request with its judgement and everything that implies.
@@ -439,32 +458,36 @@ impl Store {
         judgement: &Judgement,
         policy: IntakePolicy,
     ) -> Result<Verdict, StoreError> {
-        let (request_id, http_status, status, reason) = match judgement {
-            Judgement::Ping => (
-                self.record_request(request, 200, "ping", None).await?,
-                200,
-                "ping",
-                None,
-            ),
+        let verdict = |request_id, http_status, status: &str, reason| Verdict {
+            request_id,
+            http_status,
+            status: status.to_owned(),
+            reason,
+            acceptance: None,
+            order_id: None,
+        };
+        match judgement {
+            Judgement::Ping => {
+                let id = self.record_request(request, 200, "ping", None).await?;
+                Ok(verdict(id, 200, "ping", None))
+            }
             Judgement::Rejected(rejection) => {
                 let status = rejection.status().as_u16();
                 let reason = rejection.to_string();
                 let id = self
                     .record_request(request, status, "rejected", Some(&reason))
                     .await?;
-                (id, status, "rejected", Some(reason))
+                Ok(verdict(id, status, "rejected", Some(reason)))
             }
             Judgement::Trusted(verified) => {
-                let (id, acceptance) = self.accept_delivery(request, verified, policy).await?;
-                (id, 200, acceptance.as_str(), None)
+                let taken = self.accept_delivery(request, verified, policy).await?;
+                Ok(Verdict {
+                    acceptance: Some(taken.acceptance),
+                    order_id: taken.order_id,
+                    ..verdict(taken.request_id, 200, taken.acceptance.as_str(), None)
+                })
             }
-        };
-        Ok(Verdict {
-            request_id,
-            http_status,
-            status: status.to_owned(),
-            reason,
-        })
+        }
     }
 
     /// Claims up to `batch` due enrollments of one course under a lease.
@@ -595,6 +618,13 @@ impl Store {
     /// that still needs work or attention.
     pub async fn prune(&self, older_than: Duration) -> Result<PruneReport, StoreError> {
         self.db.prune(older_than).await
+    }
+
+    /// How long the longest-waiting due enrollment has been due (zero when
+    /// nothing due waits): grows while workers do not keep up or work is paused.
+    pub async fn oldest_due_pending(&self) -> Result<Duration, StoreError> {
+        let ms = self.db.oldest_due_pending_ms().await?;
+        Ok(Duration::from_millis(ms.max(0) as u64))
     }
 }
 

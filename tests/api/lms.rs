@@ -49,6 +49,8 @@ pub struct LmsState {
     pub script: VecDeque<Reply>,
     /// `false`: the bulk enrollment view is switched off (plain 404 page).
     pub view_disabled: bool,
+    /// The OAuth2 application's user is not global staff: authenticated requests get 403.
+    pub not_staff: bool,
     /// Well-formed keys of courses that do not exist (JSON 404 "Course not found").
     pub unknown_courses: HashSet<String>,
     pub invalid_identifiers: HashSet<String>,
@@ -81,8 +83,8 @@ impl FakeLms {
             .respond_with(TokenEndpoint(state.clone()))
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/api/bulk_enroll/v1/bulk_enroll"))
+        // Every method: the view answers GET too (401 without a token, 405 with one).
+        Mock::given(path("/api/bulk_enroll/v1/bulk_enroll"))
             .respond_with(BulkEnrollView(state.clone()))
             .mount(&server)
             .await;
@@ -221,6 +223,18 @@ impl Respond for BulkEnrollView {
             return ResponseTemplate::new(401)
                 .insert_header("WWW-Authenticate", r#"JWT realm="api""#)
                 .set_body_json(json!({"detail": "Authentication credentials were not provided."}));
+        }
+        if state.not_staff {
+            return ResponseTemplate::new(403).set_body_json(
+                json!({"detail": "You do not have permission to perform this action."}),
+            );
+        }
+        if request.method.as_str() != "POST" {
+            return ResponseTemplate::new(405)
+                .insert_header("Allow", "POST, OPTIONS")
+                .set_body_json(
+                    json!({"detail": format!("Method \"{}\" not allowed.", request.method)}),
+                );
         }
         let form = parse_form(&request.body);
         let call = BulkCall {

@@ -39,6 +39,7 @@ mod cli;
 mod helpers;
 mod lifecycle;
 mod lms;
+mod operations;
 mod operator;
 mod processing;
 mod scale_out;

@@ -31,6 +31,8 @@ pub(in crate::store) struct Written {
     pub request_id: i64,
     /// How a trusted delivery was taken (`None` for a recorded request).
     pub acceptance: Option<Acceptance>,
+    /// The order it concerns, when it names one we have.
+    pub order_id: Option<i64>,
     /// Whether any item became due work.
     pub new_work: bool,
 }
@@ -93,6 +95,7 @@ impl SqlStore {
                 Ok(Written {
                     request_id,
                     acceptance: None,
+                    order_id: None,
                     new_work: false,
                 })
             }
@@ -146,6 +149,7 @@ impl SqlStore {
                 return Ok(Written {
                     request_id,
                     acceptance: Some(Acceptance::Duplicate),
+                    order_id,
                     new_work: false,
                 });
             }
@@ -205,6 +209,7 @@ impl SqlStore {
         Ok(Written {
             request_id,
             acceptance: Some(acceptance),
+            order_id,
             new_work,
         })
     }

@@ -6,6 +6,7 @@ mod claims;
 mod deliveries;
 mod operator;
 mod prune;
+mod waiting;
 
 use std::collections::HashMap;
 use std::str::FromStr;

@@ -1,0 +1,247 @@
+//! `edx-webhooks check`: the shops' settings, the database and the LMS, each
+//! looked at without side effects on the LMS; every problem comes with its fix.
+
+use std::fmt;
+
+use crate::config::{Config, Secret};
+use crate::lms::{LmsClient, ProbeOutcome};
+use crate::store::{redacted_url, Dialect, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Problem,
+    /// Not looked at: an earlier problem makes the answer meaningless.
+    Skipped,
+}
+
+/// One thing looked at, and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub subject: String,
+    pub status: Status,
+    /// What was found; for a problem, what to do about it.
+    pub detail: String,
+}
+
+impl Finding {
+    fn new(subject: impl Into<String>, status: Status, detail: impl Into<String>) -> Finding {
+        Finding {
+            subject: subject.into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (mark, prefix) = match self.status {
+            Status::Ok => ("✓", ""),
+            Status::Problem => ("✗", ""),
+            Status::Skipped => ("-", "skipped: "),
+        };
+        write!(f, "{mark} {}: {prefix}{}", self.subject, self.detail)
+    }
+}
+
+/// Everything `check` found, in the order it looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn problems(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.status == Status::Problem)
+            .count()
+    }
+
+    pub fn passed(&self) -> bool {
+        self.problems() == 0
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for finding in &self.findings {
+            writeln!(f, "{finding}")?;
+        }
+        match self.problems() {
+            0 => writeln!(f, "all checks passed"),
+            1 => writeln!(f, "1 problem found"),
+            n => writeln!(f, "{n} problems found"),
+        }
+    }
+}
+
+/// Looks at the shops' settings, the database and the LMS.
+pub async fn run(config: &Config) -> Report {
+    let mut findings = shops(config);
+    // Side by side: an unreachable server costs its timeout once, not twice.
+    let (database, lms) = tokio::join!(database(config), lms(config));
+    findings.push(database);
+    findings.extend(lms);
+    Report { findings }
+}
+
+fn has_secret(secret: &Option<Secret>) -> bool {
+    secret.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+/// Every configured shop has its secret (a shop without one is off).
+fn shops(config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if config.shopify.is_empty() && config.woocommerce.is_empty() {
+        findings.push(Finding::new(
+            "shops",
+            Status::Problem,
+            "no shop is configured, so every delivery is refused (403): set \
+             EDX_WEBHOOKS_SHOPIFY_SHOP_DOMAIN and EDX_WEBHOOKS_SHOPIFY_API_KEY, or \
+             EDX_WEBHOOKS_WOOCOMMERCE_SOURCE and EDX_WEBHOOKS_WOOCOMMERCE_SECRET \
+             (or [[shopify]] / [[woocommerce]] entries in the config file)",
+        ));
+    }
+    for shop in &config.shopify {
+        let subject = format!("Shopify shop {}", shop.domain);
+        findings.push(if has_secret(&shop.api_key) {
+            Finding::new(subject, Status::Ok, "signing key set")
+        } else {
+            Finding::new(
+                subject,
+                Status::Problem,
+                "no signing key, so the shop is off: its deliveries are refused (403). Set \
+                 EDX_WEBHOOKS_SHOPIFY_API_KEY (or api_key in its [[shopify]] entry of the config \
+                 file) to the key shown under the shop's webhooks",
+            )
+        });
+    }
+    for shop in &config.woocommerce {
+        let subject = format!("WooCommerce shop {}", shop.source);
+        findings.push(if has_secret(&shop.secret) {
+            Finding::new(subject, Status::Ok, "secret set")
+        } else {
+            Finding::new(
+                subject,
+                Status::Problem,
+                "no secret, so the shop is off: its deliveries are refused (403). Set \
+                 EDX_WEBHOOKS_WOOCOMMERCE_SECRET (or secret in its [[woocommerce]] entry of the \
+                 config file) to the secret of the shop's webhooks",
+            )
+        });
+    }
+    findings
+}
+
+/// The database answers and its schema is current (brought up to date, as
+/// every start does).
+async fn database(config: &Config) -> Finding {
+    let subject = format!("database {}", redacted_url(&config.database_url));
+    let reached = match Store::connect(&config.database_url).await {
+        Ok(store) => store.ping().await,
+        Err(e) => Err(e),
+    };
+    let fix = match Dialect::of_url(&config.database_url) {
+        Some(Dialect::Sqlite) => "check EDX_WEBHOOKS_DATABASE_URL and that its directory exists and is writable",
+        _ => "check EDX_WEBHOOKS_DATABASE_URL, and that the database server runs and lets this user in",
+    };
+    match reached {
+        Ok(()) => Finding::new(subject, Status::Ok, "reachable, schema up to date"),
+        // The subject names the database already.
+        Err(StoreError::Connect { source, .. }) => Finding::new(
+            subject,
+            Status::Problem,
+            format!("cannot open it ({source}): {fix}"),
+        ),
+        Err(e) => Finding::new(subject, Status::Problem, format!("{e}: {fix}")),
+    }
+}
+
+/// The LMS, asked as `LmsClient::check` does.
+async fn lms(config: &Config) -> Vec<Finding> {
+    let client = LmsClient::new(&config.lms);
+    client
+        .check()
+        .await
+        .probes
+        .into_iter()
+        .map(|(probe, outcome)| {
+            let (status, detail) = match outcome {
+                ProbeOutcome::Passed(detail) => (Status::Ok, detail),
+                ProbeOutcome::Failed(detail) => (Status::Problem, detail),
+                ProbeOutcome::Skipped(detail) => (Status::Skipped, detail),
+            };
+            Finding::new(probe.title(), status, detail)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ShopifyShop, WooCommerceShop};
+
+    #[test]
+    fn a_shop_without_a_secret_is_named_as_a_problem() {
+        let mut config = Config::defaults();
+        config.shopify = vec![
+            ShopifyShop {
+                domain: "on.myshopify.com".into(),
+                api_key: Some(Secret::new("k")),
+            },
+            ShopifyShop {
+                domain: "off.myshopify.com".into(),
+                api_key: None,
+            },
+        ];
+        config.woocommerce = vec![WooCommerceShop {
+            source: "https://shop.example.com/".into(),
+            secret: Some(Secret::new("")),
+        }];
+        let findings = shops(&config);
+        let status: Vec<(&str, Status)> = findings
+            .iter()
+            .map(|f| (f.subject.as_str(), f.status))
+            .collect();
+        assert_eq!(
+            status,
+            [
+                ("Shopify shop on.myshopify.com", Status::Ok),
+                ("Shopify shop off.myshopify.com", Status::Problem),
+                (
+                    "WooCommerce shop https://shop.example.com/",
+                    Status::Problem
+                ),
+            ]
+        );
+        assert!(findings[1].detail.contains("EDX_WEBHOOKS_SHOPIFY_API_KEY"));
+        assert!(findings[2]
+            .detail
+            .contains("EDX_WEBHOOKS_WOOCOMMERCE_SECRET"));
+    }
+
+    #[test]
+    fn no_shop_at_all_is_a_problem() {
+        let findings = shops(&Config::defaults());
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].status, Status::Problem);
+    }
+
+    #[test]
+    fn the_report_counts_problems() {
+        let report = Report {
+            findings: vec![
+                Finding::new("a", Status::Ok, "fine"),
+                Finding::new("b", Status::Problem, "set X"),
+                Finding::new("c", Status::Skipped, "needs b"),
+            ],
+        };
+        assert!(!report.passed());
+        assert_eq!(
+            report.to_string(),
+            "✓ a: fine\n✗ b: set X\n- c: skipped: needs b\n1 problem found\n"
+        );
+    }
+}
