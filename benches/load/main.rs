@@ -46,6 +46,9 @@ struct Args {
     /// Only these parts: commit, intake, burst, idle.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Run the service with `serve --no-worker` (intake alone) in the intake runs.
+    #[arg(long)]
+    no_worker: bool,
     /// cargo bench passes this; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -74,10 +77,17 @@ async fn main() {
         for &concurrency in &args.concurrency {
             let lms = FakeLms::start().await;
             let database = Database::fresh(&args, &work).await;
-            let server = Server::start(&database.url, &lms, &work).await;
+            let server = Server::start(&database.url, &lms, &work, args.no_worker).await;
+            let cpu_before = server.cpu_seconds();
             let report = intake(&server, args.orders, concurrency, true).await;
+            let cpu = server.cpu_seconds() - cpu_before;
+            let workers = if args.no_worker {
+                "intake only"
+            } else {
+                "workers enrolling meanwhile"
+            };
             println!(
-                "\n[intake] {} orders, {concurrency} connections ({})",
+                "\n[intake] {} orders, {concurrency} connections ({}, {workers})",
                 args.orders, database.kind
             );
             report.print();
@@ -87,7 +97,12 @@ async fn main() {
                     report.per_second() / rate
                 );
             }
-            println!("  server peak RSS: {:.1} MiB", server.peak_rss_mib());
+            println!(
+                "  server peak RSS: {:.1} MiB; server CPU {:.2} s ({:.0} µs per order)",
+                server.peak_rss_mib(),
+                cpu,
+                cpu * 1e6 / args.orders as f64
+            );
             drop(server);
             database.drop().await;
         }
@@ -96,7 +111,7 @@ async fn main() {
     if wants("burst") {
         let lms = FakeLms::start().await;
         let database = Database::fresh(&args, &work).await;
-        let server = Server::start(&database.url, &lms, &work).await;
+        let server = Server::start(&database.url, &lms, &work, false).await;
         burst(&server, &lms, args.burst, &database.kind).await;
         println!("  server peak RSS: {:.1} MiB", server.peak_rss_mib());
         drop(server);
@@ -106,7 +121,7 @@ async fn main() {
     if wants("idle") {
         let lms = FakeLms::start().await;
         let database = Database::fresh(&args, &work).await;
-        let server = Server::start(&database.url, &lms, &work).await;
+        let server = Server::start(&database.url, &lms, &work, false).await;
         idle_latency(&server, &lms, &database.kind).await;
         drop(server);
         database.drop().await;
@@ -227,14 +242,19 @@ struct Server {
 }
 
 impl Server {
-    async fn start(database_url: &str, lms: &FakeLms, work: &Path) -> Server {
+    async fn start(database_url: &str, lms: &FakeLms, work: &Path, no_worker: bool) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let args: &[&str] = if no_worker {
+            &["serve", "--no-worker"]
+        } else {
+            &["serve"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_edx-webhooks"))
-            .arg("serve")
+            .args(args)
             .current_dir(work)
             .env_clear()
             .env("EDX_WEBHOOKS_LISTEN", format!("127.0.0.1:{port}"))
@@ -275,6 +295,25 @@ impl Server {
             assert!(Instant::now() < deadline, "the service did not come up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// User and system CPU time the server has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let pid = self.child.id().unwrap_or(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
     }
 
     fn peak_rss_mib(&self) -> f64 {

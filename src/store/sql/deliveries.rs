@@ -224,24 +224,26 @@ impl SqlStore {
         order: &Order,
         policy: IntakePolicy,
     ) -> Result<(i64, Acceptance, bool), StoreError> {
-        // Create the row if it is missing, then lock it: deliveries of one order
-        // are taken one after the other, whichever process receives them.
-        let created = sqlx::query(self.sql(&self.dialect.insert_or_ignore(
-            "INTO orders (platform, shop, external_id, number, buyer_email, paid, cancelled, state, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
-        )))
-        .bind(platform)
-        .bind(shop)
-        .bind(clip(&order.id, 191))
-        .bind(clip(&order.number, 191))
-        .bind(order.buyer_email.as_deref().map(|e| clip(e, 320)))
-        .bind(OrderState::Processing.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            > 0;
+        // A new order is written whole: its row (with the state its items give
+        // it), its items. Whichever process receives deliveries of one order,
+        // the row's unique key lets one create it; the others find and lock it.
+        let (paid, cancelled) = intake::merged_flags(None, order);
+        let changes = intake::plan_order(&[], order, paid, cancelled, policy);
+        let planned: Vec<_> = changes.iter().map(|c| c.fields().state).collect();
+        let state = OrderState::derive(cancelled, &planned);
+        if let Some(id) = self
+            .create_order(tx, now, platform, shop, order, paid, cancelled, state)
+            .await?
+        {
+            let new_work = self.apply_changes(tx, now, id, &changes).await?;
+            let acceptance = if policy.require_payment && !paid && !cancelled {
+                Acceptance::AwaitingPayment
+            } else {
+                Acceptance::Accepted
+            };
+            return Ok((id, acceptance, new_work));
+        }
+
         let (id, old_paid, old_cancelled) =
             self.lock_order(tx, platform, shop, &order.id)
                 .await?
@@ -270,7 +272,7 @@ impl SqlStore {
         let changes = intake::plan_order(&stored, order, paid, cancelled, policy);
         let new_work = self.apply_changes(tx, now, id, &changes).await?;
         self.update_order_state(tx, id, now).await?;
-        let acceptance = if changes.is_empty() && !changed && !created {
+        let acceptance = if changes.is_empty() && !changed {
             Acceptance::Duplicate
         } else if policy.require_payment && !paid && !cancelled {
             Acceptance::AwaitingPayment
@@ -278,6 +280,42 @@ impl SqlStore {
             Acceptance::Accepted
         };
         Ok((id, acceptance, new_work))
+    }
+
+    /// Inserts the order unless it exists; its id when this call created it.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_order(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        platform: &str,
+        shop: &str,
+        order: &Order,
+        paid: bool,
+        cancelled: bool,
+        state: OrderState,
+    ) -> Result<Option<i64>, StoreError> {
+        let insert = self.dialect.insert_or_ignore(
+            "INTO orders (platform, shop, external_id, number, buyer_email, paid, cancelled, state, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        let query = sqlx::query(self.insert_sql(&insert))
+            .bind(platform.to_owned())
+            .bind(clip(shop, 255).to_owned())
+            .bind(clip(&order.id, 191).to_owned())
+            .bind(clip(&order.number, 191).to_owned())
+            .bind(
+                order
+                    .buyer_email
+                    .as_deref()
+                    .map(|e| clip(e, 320).to_owned()),
+            )
+            .bind(i64::from(paid))
+            .bind(i64::from(cancelled))
+            .bind(state.as_str())
+            .bind(now)
+            .bind(now);
+        self.insert_if_new(tx, query).await
     }
 
     /// The order's id, paid and cancelled flags, locked for this transaction.

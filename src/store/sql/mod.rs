@@ -177,10 +177,10 @@ impl SqlStore {
     /// The statement for this database, kept for the life of the process (the
     /// set of statements is fixed, so this is bounded).
     fn sql(&self, text: &str) -> &'static str {
-        static CACHE: OnceLock<RwLock<HashMap<(Dialect, String), &'static str>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(Default::default);
-        let key = (self.dialect, text.to_owned());
-        if let Some(found) = cache.read().expect("statement cache").get(&key) {
+        type Cache = RwLock<HashMap<String, &'static str>>;
+        static CACHES: OnceLock<[Cache; 3]> = OnceLock::new();
+        let cache = &CACHES.get_or_init(Default::default)[self.dialect as usize];
+        if let Some(found) = cache.read().expect("statement cache").get(text) {
             return found;
         }
         let converted: &'static str =
@@ -188,7 +188,7 @@ impl SqlStore {
         cache
             .write()
             .expect("statement cache")
-            .insert(key, converted);
+            .insert(text.to_owned(), converted);
         converted
     }
 
@@ -227,6 +227,28 @@ impl SqlStore {
                 .ok_or_else(|| {
                     StoreError::Invalid("the database did not say which id it gave".into())
                 }),
+        }
+    }
+
+    /// Runs an `INSERT` that may be ignored (see `Dialect::insert_or_ignore`);
+    /// the new row's id, or `None` when the row existed.
+    async fn insert_if_new(
+        &self,
+        tx: &mut Tx,
+        query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments<'static>>,
+    ) -> Result<Option<i64>, StoreError> {
+        match self.dialect {
+            Dialect::Postgres | Dialect::Sqlite => Ok(query
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|row| row.try_get::<i64, _>(0))
+                .transpose()?),
+            Dialect::MySql => {
+                let done = query.execute(&mut **tx).await?;
+                Ok((done.rows_affected() > 0)
+                    .then(|| done.last_insert_id())
+                    .flatten())
+            }
         }
     }
 
