@@ -1,5 +1,6 @@
-//! The HTTP surface: webhook intake and health.
+//! The HTTP surface: webhook intake, health, and the admin UI.
 
+mod admin;
 mod error;
 mod health;
 mod intake;
@@ -39,6 +40,7 @@ fn webhook(platform: Platform, default_topic: &'static str) -> MethodRouter<AppS
 
 pub fn router(state: AppState) -> Router {
     use Platform::{Shopify, WooCommerce};
+    let admin = admin::router(&state).unwrap_or_default();
     Router::new()
         .route("/webhooks/shopify", webhook(Shopify, "orders/create"))
         .route(
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(admin)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

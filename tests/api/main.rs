@@ -34,6 +34,7 @@ macro_rules! on_each_database {
     };
 }
 
+mod admin;
 mod cancellations;
 mod helpers;
 mod lifecycle;
