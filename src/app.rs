@@ -99,10 +99,7 @@ impl App {
             let state = AppState {
                 config: self.config.clone(),
                 store: self.store.clone(),
-                intake_policy: IntakePolicy {
-                    require_payment: self.config.require_payment,
-                    unenroll_on_cancel: self.config.unenroll_on_cancel,
-                },
+                intake_policy: IntakePolicy::from_config(&self.config),
             };
             let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
             let stopped = stop.clone();

@@ -7,5 +7,6 @@ pub mod domain;
 pub mod http;
 pub mod jobs;
 pub mod lms;
+pub mod operator;
 pub mod shops;
 pub mod store;

@@ -3,11 +3,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use edx_webhooks::app::{App, RunMode};
 use edx_webhooks::config::{Config, LogFormat, Sources};
-use edx_webhooks::store::{Store, StoreError};
+use edx_webhooks::domain::OrderState;
+use edx_webhooks::operator::{self, render, OperatorError};
+use edx_webhooks::store::{OrderQuery, Store};
 
 #[derive(Parser)]
 #[command(
@@ -46,10 +49,53 @@ enum Command {
         #[command(subcommand)]
         command: OrdersCommand,
     },
+    /// Look at and act on the requests the shops sent.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+    /// Delete finished orders and old requests.
+    Prune {
+        /// Keep what changed more recently than this (e.g. 30d, 12h).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Duration,
+    },
 }
 
 #[derive(Subcommand)]
 enum OrdersCommand {
+    /// List orders, newest first.
+    List {
+        /// Only orders in this state.
+        #[arg(long, value_name = "STATE", value_parser = order_state)]
+        status: Option<OrderState>,
+        /// Only orders of this shop (Shopify domain or WooCommerce source).
+        #[arg(long)]
+        shop: Option<String>,
+        /// Order number or id, learner or buyer email, or course key (any part, any case).
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// At most this many orders.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+        /// Skip this many first.
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+        offset: i64,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An order's items, LMS calls and webhooks.
+    Show {
+        /// The shop's order number or id, or our own id.
+        order: String,
+        /// The shop, where two shops have an order of that number.
+        #[arg(long)]
+        shop: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make an order's failed items pending again, with fresh attempts.
     Retry {
         /// The shop's order number or id, or our own id.
@@ -62,6 +108,38 @@ enum OrdersCommand {
         #[arg(long)]
         failed: bool,
     },
+    /// Correct a failed item's learner email and queue it again.
+    SetEmail {
+        /// The item's id, as `orders show` prints it.
+        item: i64,
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// List rejected requests (answered 400 or above), newest first.
+    Rejected {
+        /// At most this many requests.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Judge a stored request again with the current settings, as if it had
+    /// just arrived (after fixing a shop's secret, say).
+    Replay {
+        /// The request's id (in the rejection's answer, the logs, `webhooks rejected`).
+        request: i64,
+    },
+}
+
+fn order_state(value: &str) -> Result<OrderState, String> {
+    value.parse().map_err(|_| {
+        let states: Vec<&str> = OrderState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("expected one of {}", states.join(", "))
+    })
 }
 
 #[tokio::main]
@@ -125,32 +203,117 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Orders {
-            command:
-                OrdersCommand::Retry {
-                    order,
-                    shop,
-                    failed,
-                },
-        } => {
+        Command::Orders { command } => {
             let store = Store::connect(&config.database_url).await?;
-            let result = match (order, failed) {
-                (_, true) => store.retry_all_failed().await,
-                (Some(order), false) => store.retry_order(&order, shop.as_deref()).await,
-                (None, false) => unreachable!("clap requires ORDER or --failed"),
+            Ok(finish(orders(command, &store).await))
+        }
+        Command::Webhooks { command } => {
+            let store = Store::connect(&config.database_url).await?;
+            Ok(finish(webhooks(command, &store, &config).await))
+        }
+        Command::Prune { older_than } => {
+            let store = Store::connect(&config.database_url).await?;
+            let report = store.prune(older_than).await?;
+            print!("{}", render::pruned(&report, older_than));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The exit code of an operator command, its problem said on stderr.
+fn finish(result: Result<ExitCode, OperatorError>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edx-webhooks: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn orders(command: OrdersCommand, store: &Store) -> Result<ExitCode, OperatorError> {
+    match command {
+        OrdersCommand::List {
+            status,
+            shop,
+            search,
+            limit,
+            offset,
+            json,
+        } => {
+            let query = OrderQuery {
+                state: status,
+                shop,
+                search,
+                limit,
+                offset,
             };
-            match result {
-                Ok(n) => {
-                    println!("{n} failed item(s) queued again");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e @ (StoreError::NotFound(_) | StoreError::Invalid(_))) => {
-                    eprintln!("edx-webhooks: {e}");
-                    Ok(ExitCode::from(1))
-                }
-                Err(e) => Err(e.into()),
+            let page = store.list_orders(&query).await?;
+            if json {
+                print_json(&page.orders);
+            } else {
+                print!("{}", render::order_list(&page));
             }
         }
+        OrdersCommand::Show { order, shop, json } => {
+            let detail = operator::show_order(store, &order, shop.as_deref()).await?;
+            if json {
+                print_json(&detail);
+            } else {
+                print!("{}", render::order_detail(&detail));
+            }
+        }
+        OrdersCommand::Retry {
+            order,
+            shop,
+            failed,
+        } => {
+            let queued = match (order, failed) {
+                (_, true) => store.retry_all_failed().await?,
+                (Some(order), false) => store.retry_order(&order, shop.as_deref()).await?,
+                (None, false) => unreachable!("clap requires ORDER or --failed"),
+            };
+            println!("{queued} failed item(s) queued again");
+        }
+        OrdersCommand::SetEmail { item, email } => {
+            operator::set_email(store, item, &email).await?;
+            println!("item {item}: learner email set to {email}; queued again");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn webhooks(
+    command: WebhooksCommand,
+    store: &Store,
+    config: &Config,
+) -> Result<ExitCode, OperatorError> {
+    match command {
+        WebhooksCommand::Rejected { limit, json } => {
+            let page = store.rejected_requests(limit, 0).await?;
+            if json {
+                print_json(&page.requests);
+            } else {
+                print!("{}", render::rejected_requests(&page));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        WebhooksCommand::Replay { request } => {
+            let replayed = operator::replay(store, config, request).await?;
+            print!("{}", render::replayed(&replayed));
+            Ok(if replayed.verdict.trusted() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("edx-webhooks: cannot write JSON: {e}"),
     }
 }
 

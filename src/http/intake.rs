@@ -1,5 +1,5 @@
-//! The webhook endpoints: read the body within the limit, judge the delivery in
-//! the order SPEC §3 gives, store it with its verdict, answer.
+//! The webhook endpoints: read the body within the limit, have `shops` judge
+//! the delivery, store it with its verdict, answer.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,19 +14,11 @@ use tracing::{info, warn};
 
 use super::error::HttpError;
 use super::AppState;
-use crate::domain::Platform;
-use crate::shops::{self, Verified};
+use crate::shops::{self, Endpoint, Judgement, Received};
 use crate::store::RequestRecord;
 
 /// How much of an oversized body is kept for the operator to look at.
 const KEPT_OF_OVERSIZED: usize = 64 * 1024;
-
-/// Which endpoint a request came to, and the topic it implies.
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoint {
-    pub platform: Platform,
-    pub default_topic: &'static str,
-}
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -40,10 +32,6 @@ pub async fn receive(
     let received = match read_body(body, &headers, state.config.max_body).await {
         Ok(received) => received,
         Err(reason) => return answer_rejected(StatusCode::BAD_REQUEST, &reason, None),
-    };
-    let envelope = match endpoint.platform {
-        Platform::Shopify => shops::shopify::envelope(&headers),
-        Platform::WooCommerce => shops::woocommerce::envelope(&headers),
     };
     let record = RequestRecord {
         platform: endpoint.platform,
@@ -62,123 +50,50 @@ pub async fn receive(
         body_size: received.size,
         body_truncated: received.truncated,
         body: received.bytes,
-        envelope,
+        envelope: shops::envelope(endpoint.platform, &headers),
     };
-    match judge(&state, endpoint, &headers, &record) {
-        Judgement::Ping => match state.store.record_request(&record, 200, "ping", None).await {
-            Ok(id) => {
-                info!(request = id, "WooCommerce ping answered");
-                (
-                    StatusCode::OK,
-                    Json(json!({"status": "ping", "request": id})),
-                )
-                    .into_response()
-            }
-            Err(e) => HttpError::from(e).into_response(),
+    let judgement = shops::judge(
+        &state.config,
+        endpoint,
+        &Received {
+            headers: &headers,
+            body: &record.body,
+            size: record.body_size,
+            truncated: record.body_truncated,
         },
-        Judgement::Rejected(status, reason) => {
-            match state
-                .store
-                .record_request(&record, status.as_u16(), "rejected", Some(&reason))
-                .await
-            {
-                Ok(id) => {
-                    info!(request = id, status = status.as_u16(), reason = %reason, "delivery rejected");
-                    answer_rejected(status, &reason, Some(id))
-                }
-                Err(e) => HttpError::from(e).into_response(),
-            }
+    );
+    let verdict = match state
+        .store
+        .record_judgement(&record, &judgement, state.intake_policy)
+        .await
+    {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            warn!(error = %e, "could not store a delivery");
+            return HttpError::from(e).into_response();
+        }
+    };
+    let id = verdict.request_id;
+    match &judgement {
+        Judgement::Ping => info!(request = id, "WooCommerce ping answered"),
+        Judgement::Rejected(rejection) => {
+            info!(request = id, status = verdict.http_status, reason = %rejection, "delivery rejected")
         }
         Judgement::Trusted(verified) => {
-            match state
-                .store
-                .accept_delivery(&record, &verified, state.intake_policy)
-                .await
-            {
-                Ok((id, acceptance)) => {
-                    info!(request = id, shop = %verified.shop, topic = %verified.topic, status = acceptance.as_str(), "delivery taken");
-                    (
-                        StatusCode::OK,
-                        Json(json!({"status": acceptance.as_str(), "request": id})),
-                    )
-                        .into_response()
-                }
-                Err(e) => {
-                    warn!(error = %e, "could not store a trusted delivery");
-                    HttpError::from(e).into_response()
-                }
-            }
+            info!(request = id, shop = %verified.shop, topic = %verified.topic, status = %verdict.status, "delivery taken")
         }
     }
-}
-
-enum Judgement {
-    Ping,
-    Rejected(StatusCode, String),
-    Trusted(Verified),
-}
-
-fn judge(
-    state: &AppState,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
-    record: &RequestRecord,
-) -> Judgement {
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    if content_type == "application/x-www-form-urlencoded" {
-        if endpoint.platform == Platform::WooCommerce
-            && !record.body_truncated
-            && shops::woocommerce::is_ping(&record.body)
-        {
-            return Judgement::Ping;
-        }
-        return Judgement::Rejected(
-            StatusCode::BAD_REQUEST,
-            "form body without webhook_id: not a WooCommerce ping".into(),
-        );
-    }
-    if content_type != "application/json" {
-        let shown = if content_type.is_empty() {
-            "none"
-        } else {
-            content_type.as_str()
-        };
-        return Judgement::Rejected(
-            StatusCode::BAD_REQUEST,
-            format!("content type {shown} is not application/json"),
-        );
-    }
-    if record.body_truncated {
-        return Judgement::Rejected(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body of {} bytes is over the limit of {} bytes",
-                record.body_size, state.config.max_body
-            ),
-        );
-    }
-    let verified = match endpoint.platform {
-        Platform::Shopify => shops::shopify::verify(
-            &state.config.shopify,
-            headers,
-            &record.body,
-            endpoint.default_topic,
+    match verdict.reason {
+        Some(reason) => answer_rejected(
+            StatusCode::from_u16(verdict.http_status).unwrap_or(StatusCode::BAD_REQUEST),
+            &reason,
+            Some(id),
         ),
-        Platform::WooCommerce => shops::woocommerce::verify(
-            &state.config.woocommerce,
-            headers,
-            &record.body,
-            endpoint.default_topic,
-        ),
-    };
-    match verified {
-        Ok(verified) => Judgement::Trusted(verified),
-        Err(rejection) => Judgement::Rejected(rejection.status(), rejection.to_string()),
+        None => (
+            StatusCode::OK,
+            Json(json!({"status": verdict.status, "request": id})),
+        )
+            .into_response(),
     }
 }
 

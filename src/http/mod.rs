@@ -15,9 +15,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::domain::Platform;
+use crate::shops::{Endpoint, ENDPOINTS};
 use crate::store::{IntakePolicy, Store};
-use intake::Endpoint;
 
 pub use error::HttpError;
 
@@ -31,34 +30,18 @@ pub struct AppState {
     pub intake_policy: IntakePolicy,
 }
 
-fn webhook(platform: Platform, default_topic: &'static str) -> MethodRouter<AppState> {
-    post(intake::receive).layer(Extension(Endpoint {
-        platform,
-        default_topic,
-    }))
+fn webhook(endpoint: Endpoint) -> MethodRouter<AppState> {
+    post(intake::receive).layer(Extension(endpoint))
 }
 
 pub fn router(state: AppState) -> Router {
-    use Platform::{Shopify, WooCommerce};
     let admin = admin::router(&state).unwrap_or_default();
-    Router::new()
-        .route("/webhooks/shopify", webhook(Shopify, "orders/create"))
-        .route(
-            "/webhooks/shopify/order/create",
-            webhook(Shopify, "orders/create"),
-        )
-        .route(
-            "/webhooks/woocommerce",
-            webhook(WooCommerce, "order.created"),
-        )
-        .route(
-            "/webhooks/woocommerce/order/create",
-            webhook(WooCommerce, "order.created"),
-        )
-        .route(
-            "/webhooks/woocommerce/order/update",
-            webhook(WooCommerce, "order.updated"),
-        )
+    let webhooks = ENDPOINTS
+        .into_iter()
+        .fold(Router::new(), |router, endpoint| {
+            router.route(endpoint.path, webhook(endpoint))
+        });
+    webhooks
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(admin)

@@ -11,8 +11,130 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::config::Secret;
-use crate::domain::{CourseRef, Delivery, LearnerEmail, LineItem};
+use crate::config::{Config, Secret};
+use crate::domain::{CourseRef, Delivery, LearnerEmail, LineItem, Platform};
+
+/// A webhook endpoint: the platform it serves and the topic its path implies
+/// for a request without a topic header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub path: &'static str,
+    pub platform: Platform,
+    pub default_topic: &'static str,
+}
+
+/// Every webhook endpoint (SPEC §3).
+pub const ENDPOINTS: [Endpoint; 5] = [
+    Endpoint {
+        path: "/webhooks/shopify",
+        platform: Platform::Shopify,
+        default_topic: "orders/create",
+    },
+    Endpoint {
+        path: "/webhooks/shopify/order/create",
+        platform: Platform::Shopify,
+        default_topic: "orders/create",
+    },
+    Endpoint {
+        path: "/webhooks/woocommerce",
+        platform: Platform::WooCommerce,
+        default_topic: "order.created",
+    },
+    Endpoint {
+        path: "/webhooks/woocommerce/order/create",
+        platform: Platform::WooCommerce,
+        default_topic: "order.created",
+    },
+    Endpoint {
+        path: "/webhooks/woocommerce/order/update",
+        platform: Platform::WooCommerce,
+        default_topic: "order.updated",
+    },
+];
+
+/// The endpoint at `path`, if there is one.
+pub fn endpoint(path: &str) -> Option<Endpoint> {
+    ENDPOINTS.iter().find(|e| e.path == path).copied()
+}
+
+/// A request as far as judging it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub headers: &'a HeaderMap,
+    /// The body, or its first part when `truncated`.
+    pub body: &'a [u8],
+    /// The body's full size.
+    pub size: u64,
+    pub truncated: bool,
+}
+
+/// What a request is, judged in the order SPEC §3 gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// WooCommerce's ping when a webhook is saved: answered 200, nothing to do.
+    Ping,
+    Rejected(Rejection),
+    Trusted(Verified),
+}
+
+/// Judges a request to `endpoint` by the shops and limits `config` sets: the
+/// content type (or a ping), the size, then the shop's signature and payload.
+/// Intake does this when a request arrives, and a replay again later.
+pub fn judge(config: &Config, endpoint: Endpoint, received: &Received<'_>) -> Judgement {
+    let content_type = header(received.headers, "content-type")
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if content_type == "application/x-www-form-urlencoded" {
+        if endpoint.platform == Platform::WooCommerce
+            && !received.truncated
+            && woocommerce::is_ping(received.body)
+        {
+            return Judgement::Ping;
+        }
+        return Judgement::Rejected(bad("form body without webhook_id: not a WooCommerce ping"));
+    }
+    if content_type != "application/json" {
+        let shown = if content_type.is_empty() {
+            "none"
+        } else {
+            content_type.as_str()
+        };
+        return Judgement::Rejected(bad(format!("content type {shown} is not application/json")));
+    }
+    if received.truncated {
+        return Judgement::Rejected(Rejection::TooLarge(format!(
+            "body of {} bytes is over the limit of {} bytes",
+            received.size, config.max_body
+        )));
+    }
+    let verified = match endpoint.platform {
+        Platform::Shopify => shopify::verify(
+            &config.shopify,
+            received.headers,
+            received.body,
+            endpoint.default_topic,
+        ),
+        Platform::WooCommerce => woocommerce::verify(
+            &config.woocommerce,
+            received.headers,
+            received.body,
+            endpoint.default_topic,
+        ),
+    };
+    match verified {
+        Ok(verified) => Judgement::Trusted(verified),
+        Err(rejection) => Judgement::Rejected(rejection),
+    }
+}
+
+/// What a request's headers say about it, for the platform it came to.
+pub fn envelope(platform: Platform, headers: &HeaderMap) -> Envelope {
+    match platform {
+        Platform::Shopify => shopify::envelope(headers),
+        Platform::WooCommerce => woocommerce::envelope(headers),
+    }
+}
 
 /// Why a delivery is refused, with the status it is answered with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +145,9 @@ pub enum Rejection {
     /// 403: the sender is not a shop we trust, or the signature is wrong.
     #[error("{0}")]
     Forbidden(String),
+    /// 413: the body is over the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl Rejection {
@@ -30,6 +155,7 @@ impl Rejection {
         match self {
             Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
             Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
+            Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }

@@ -10,6 +10,15 @@ pub struct IntakePolicy {
     pub unenroll_on_cancel: bool,
 }
 
+impl IntakePolicy {
+    pub fn from_config(config: &crate::config::Config) -> IntakePolicy {
+        IntakePolicy {
+            require_payment: config.require_payment,
+            unenroll_on_cancel: config.unenroll_on_cancel,
+        }
+    }
+}
+
 /// An enrollment as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredItem {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail, Platform};
-use crate::shops::Envelope;
+use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail, OrderState, Platform};
+use crate::shops::{Envelope, Judgement};
 
 pub use dialect::Dialect;
 pub use intake::IntakePolicy;
@@ -190,6 +190,7 @@ pub struct AttemptView {
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestView {
     pub id: i64,
+    pub received_at_ms: i64,
     pub platform: String,
     pub http_status: u16,
     pub outcome: String,
@@ -203,10 +204,157 @@ pub struct RequestView {
 }
 
 /// The LMS condition every process shares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LmsStatus {
     pub paused_until_ms: i64,
     pub misconfigured: Option<String>,
+}
+
+/// Which orders an operator wants to see, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub state: Option<OrderState>,
+    /// The shop's domain or source, compared case-insensitively.
+    pub shop: Option<String>,
+    /// Part of the order number (with or without `#`), the shop's order id,
+    /// our id, a learner's or the buyer's email, or a course key; any case.
+    pub search: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Default for OrderQuery {
+    fn default() -> Self {
+        OrderQuery {
+            state: None,
+            shop: None,
+            search: None,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// One line of an order list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderSummary {
+    pub id: i64,
+    pub platform: String,
+    pub shop: String,
+    pub external_id: String,
+    pub number: String,
+    pub buyer_email: Option<String>,
+    pub state: OrderState,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub items: i64,
+    pub failed_items: i64,
+}
+
+/// A page of orders and how many match in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderPage {
+    pub orders: Vec<OrderSummary>,
+    pub total: i64,
+}
+
+/// Everything stored about one order: its items with their LMS calls, and
+/// every request that concerned it, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderDetail {
+    pub order: OrderSummary,
+    pub items: Vec<ItemDetail>,
+    pub requests: Vec<StoredRequest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemDetail {
+    #[serde(flatten)]
+    pub item: ItemView,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// A request as stored, raw body and headers included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRequest {
+    pub id: i64,
+    pub received_at_ms: i64,
+    pub platform: String,
+    pub method: String,
+    pub endpoint: String,
+    pub source_ip: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// The bytes received (the first 64 KiB when `body_truncated`); shown as
+    /// text, with what is not UTF-8 replaced.
+    #[serde(serialize_with = "lossy_text")]
+    pub body: Vec<u8>,
+    pub body_size: u64,
+    pub body_truncated: bool,
+    pub http_status: u16,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub shop: Option<String>,
+    pub topic: Option<String>,
+    pub webhook_id: Option<String>,
+    pub order_id: Option<i64>,
+}
+
+fn lossy_text<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
+/// A page of requests and how many match in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestPage {
+    pub requests: Vec<RequestView>,
+    pub total: i64,
+}
+
+/// What an operator looks at first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    pub enrollments_by_state: Vec<(EnrollmentState, i64)>,
+    pub orders_by_state: Vec<(OrderState, i64)>,
+    /// When the longest-waiting pending enrollment was (or is) due.
+    pub oldest_pending_due_ms: Option<i64>,
+    /// The last items that failed, newest first.
+    pub recent_failures: Vec<RecentFailure>,
+    pub lms: LmsStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentFailure {
+    pub order: OrderSummary,
+    pub item_id: i64,
+    pub email: Option<String>,
+    pub course_key: Option<String>,
+    pub reason: Option<String>,
+    pub failed_at_ms: i64,
+}
+
+/// What `prune` deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub orders: u64,
+    pub requests: u64,
+}
+
+/// How a request was answered and stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub request_id: i64,
+    pub http_status: u16,
+    /// The answer's `status`: `ping`, `rejected`, or how a trusted delivery
+    /// was taken (`accepted`, `duplicate`, `awaiting_payment`, `ignored`).
+    pub status: String,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+}
+
+impl Verdict {
+    pub fn trusted(&self) -> bool {
+        self.http_status < 400
+    }
 }
 
 /// The service's storage. Cheap to clone.
@@ -267,6 +415,41 @@ impl Store {
             self.work_available.notify_waiters();
         }
         Ok((taken.request_id, taken.acceptance))
+    }
+
+    /// Stores a request with its judgement and everything that implies.
+    pub async fn record_judgement(
+        &self,
+        request: &RequestRecord,
+        judgement: &Judgement,
+        policy: IntakePolicy,
+    ) -> Result<Verdict, StoreError> {
+        let (request_id, http_status, status, reason) = match judgement {
+            Judgement::Ping => (
+                self.record_request(request, 200, "ping", None).await?,
+                200,
+                "ping",
+                None,
+            ),
+            Judgement::Rejected(rejection) => {
+                let status = rejection.status().as_u16();
+                let reason = rejection.to_string();
+                let id = self
+                    .record_request(request, status, "rejected", Some(&reason))
+                    .await?;
+                (id, status, "rejected", Some(reason))
+            }
+            Judgement::Trusted(verified) => {
+                let (id, acceptance) = self.accept_delivery(request, verified, policy).await?;
+                (id, 200, acceptance.as_str(), None)
+            }
+        };
+        Ok(Verdict {
+            request_id,
+            http_status,
+            status: status.to_owned(),
+            reason,
+        })
     }
 
     /// Claims up to `batch` due enrollments of one course under a lease.
@@ -349,6 +532,54 @@ impl Store {
 
     pub async fn count_enrollments(&self) -> Result<Vec<(EnrollmentState, i64)>, StoreError> {
         self.db.count_enrollments().await
+    }
+
+    /// Orders matching `query`, newest first, and how many match in all.
+    pub async fn list_orders(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {
+        self.db.list_orders(query).await
+    }
+
+    /// An order with its items, their attempts, and its requests.
+    pub async fn order_detail(&self, order_id: i64) -> Result<OrderDetail, StoreError> {
+        self.db.order_detail(order_id).await
+    }
+
+    /// One stored request, raw body included (to look at or replay).
+    pub async fn request(&self, request_id: i64) -> Result<StoredRequest, StoreError> {
+        self.db.request(request_id).await
+    }
+
+    /// Requests answered 400 or above, newest first, and how many there are.
+    pub async fn rejected_requests(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<RequestPage, StoreError> {
+        self.db.rejected_requests(limit, offset).await
+    }
+
+    /// Gives a failed item a corrected learner email and makes it pending
+    /// again with fresh attempts. `Invalid` for an item that did not fail.
+    pub async fn set_email(
+        &self,
+        enrollment_id: i64,
+        email: &LearnerEmail,
+    ) -> Result<(), StoreError> {
+        self.db.set_email(enrollment_id, email).await?;
+        self.work_available.notify_waiters();
+        Ok(())
+    }
+
+    pub async fn dashboard(&self) -> Result<Dashboard, StoreError> {
+        self.db.dashboard().await
+    }
+
+    /// Deletes finished (`enrolled` or `cancelled`) orders last changed more
+    /// than `older_than` ago, with their items, attempts and requests, and the
+    /// requests of no order received before then. Never touches an order
+    /// that still needs work or attention.
+    pub async fn prune(&self, older_than: Duration) -> Result<PruneReport, StoreError> {
+        self.db.prune(older_than).await
     }
 }
 

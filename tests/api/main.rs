@@ -36,9 +36,11 @@ macro_rules! on_each_database {
 
 mod admin;
 mod cancellations;
+mod cli;
 mod helpers;
 mod lifecycle;
 mod lms;
+mod operator;
 mod processing;
 mod scale_out;
 mod service;

@@ -1,9 +1,11 @@
 //! The statements, for SQLite, PostgreSQL and MySQL/MariaDB alike, through
 //! sqlx's `Any` driver; where the databases differ, `Dialect` says how.
 
+mod browse;
 mod claims;
 mod deliveries;
 mod operator;
+mod prune;
 
 use std::collections::HashMap;
 use std::str::FromStr;

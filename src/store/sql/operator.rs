@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 
 use sqlx::Row;
 
-use super::{flag, opt_text, sources_of, text, transaction, SqlStore};
-use crate::domain::EnrollmentState;
-use crate::store::{AttemptView, ItemView, OrderView, RequestView, StoreError};
+use super::browse::{attempt_view, item_view, request_view};
+use super::{clip, parse, sources_of, text, transaction, SqlStore};
+use crate::domain::{Action, EnrollmentState, LearnerEmail};
+use crate::store::{AttemptView, OrderView, RequestView, StoreError};
 
 impl SqlStore {
     pub async fn find_order(&self, order: &str, shop: Option<&str>) -> Result<i64, StoreError> {
@@ -87,6 +88,52 @@ impl SqlStore {
         })
     }
 
+    /// A failed item's learner email corrected, and the item pending again
+    /// with fresh attempts.
+    pub async fn set_email(
+        &self,
+        enrollment_id: i64,
+        email: &LearnerEmail,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |tx, now| {
+            let row = sqlx::query(self.sql(&format!(
+                "SELECT order_id, state, action FROM enrollments WHERE id = ?{}",
+                self.dialect.for_update()
+            )))
+            .bind(enrollment_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no item {enrollment_id}")))?;
+            let order_id: i64 = row.try_get("order_id")?;
+            let state: EnrollmentState = parse(&text(&row, "state")?)?;
+            let action: Action = parse(&text(&row, "action")?)?;
+            if state != EnrollmentState::Failed {
+                return Err(StoreError::Invalid(format!(
+                    "item {enrollment_id} is {state}: only a failed item's email can be changed"
+                )));
+            }
+            if action != Action::Enroll {
+                return Err(StoreError::Invalid(format!(
+                    "item {enrollment_id} failed to unenroll its learner, who cannot be changed: \
+                     use orders retry instead"
+                )));
+            }
+            sqlx::query(self.sql(&format!(
+                "UPDATE enrollments SET email = ?, state = 'pending', attempts = 0, reason = NULL, due_at = ?, \
+                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND state IN ({}) \
+                 AND state = 'failed'",
+                sources_of(EnrollmentState::Pending)
+            )))
+            .bind(clip(email.as_str(), 320).to_owned())
+            .bind(now)
+            .bind(now)
+            .bind(enrollment_id)
+            .execute(&mut *tx)
+            .await?;
+            self.update_order_state(&mut tx, order_id, now).await?;
+        })
+    }
+
     pub async fn order_view(&self, order_id: i64) -> Result<OrderView, StoreError> {
         let row =
             sqlx::query(self.sql(
@@ -104,19 +151,7 @@ impl SqlStore {
         .fetch_all(&self.reader)
         .await?
         .iter()
-        .map(|r| {
-            Ok(ItemView {
-                id: r.try_get("id")?,
-                line_item_id: text(r, "line_item_id")?,
-                sku: text(r, "sku")?,
-                course_key: opt_text(r, "course_key")?,
-                email: opt_text(r, "email")?,
-                action: text(r, "action")?,
-                state: text(r, "state")?,
-                reason: opt_text(r, "reason")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-            })
-        })
+        .map(item_view)
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(OrderView {
             id: row.try_get("id")?,
@@ -138,47 +173,21 @@ impl SqlStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(AttemptView {
-                    at_ms: r.try_get("at")?,
-                    action: text(r, "action")?,
-                    http_status: r
-                        .try_get::<Option<i64>, _>("http_status")?
-                        .map(|s| s as u16),
-                    outcome: text(r, "outcome")?,
-                    detail: text(r, "detail")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    counted: flag(r, "counted")?,
-                })
-            })
+            .map(attempt_view)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
 
     pub async fn requests(&self, limit: i64) -> Result<Vec<RequestView>, StoreError> {
         let rows = sqlx::query(self.sql(
-            "SELECT id, platform, http_status, outcome, reason, shop, topic, body_size, body_truncated, \
+            "SELECT id, received_at, platform, http_status, outcome, reason, shop, topic, body_size, body_truncated, \
              LENGTH(body) AS stored, source_ip FROM requests ORDER BY id DESC LIMIT ?",
         ))
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(RequestView {
-                    id: r.try_get("id")?,
-                    platform: text(r, "platform")?,
-                    http_status: r.try_get::<i64, _>("http_status")? as u16,
-                    outcome: text(r, "outcome")?,
-                    reason: opt_text(r, "reason")?,
-                    shop: opt_text(r, "shop")?,
-                    topic: opt_text(r, "topic")?,
-                    body_size: r.try_get::<i64, _>("body_size")? as u64,
-                    body_truncated: flag(r, "body_truncated")?,
-                    stored_body_len: r.try_get::<i64, _>("stored")? as u64,
-                    source_ip: opt_text(r, "source_ip")?,
-                })
-            })
+            .map(request_view)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }

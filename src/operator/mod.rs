@@ -1,0 +1,156 @@
+//! What the operator commands do, as functions returning values; the command
+//! line prints them (`render` makes them text).
+
+pub mod render;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::domain::LearnerEmail;
+use crate::shops::{self, Received};
+use crate::store::{IntakePolicy, OrderDetail, RequestRecord, Store, StoreError, Verdict};
+
+/// Why an operator command did not do what was asked; says how the process exits.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// Bad usage: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A problem found (not found, not allowed now, rejected): exit 1.
+    #[error("{0}")]
+    Problem(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl OperatorError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OperatorError::Usage(_) => 2,
+            OperatorError::Problem(_) | OperatorError::Store(_) => 1,
+        }
+    }
+}
+
+impl From<StoreError> for OperatorError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) | StoreError::Invalid(m) => OperatorError::Problem(m),
+            e => OperatorError::Store(e),
+        }
+    }
+}
+
+/// An order, named by the shop's order number or id (`shop` where two
+/// shops share it) or by our own id, with everything stored about it.
+pub async fn show_order(
+    store: &Store,
+    order: &str,
+    shop: Option<&str>,
+) -> Result<OrderDetail, OperatorError> {
+    let id = store.find_order(order, shop).await?;
+    Ok(store.order_detail(id).await?)
+}
+
+/// Corrects a failed item's learner email; the item is queued again.
+pub async fn set_email(store: &Store, item: i64, email: &str) -> Result<(), OperatorError> {
+    let email = LearnerEmail::parse(email).map_err(OperatorError::Usage)?;
+    Ok(store.set_email(item, &email).await?)
+}
+
+/// A stored request judged again and its new verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replayed {
+    pub replayed: i64,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// Judges a stored request again with the current configuration (a shop's
+/// secret fixed since, say), exactly as intake would, and stores the result
+/// as a new request with everything it implies.
+pub async fn replay(
+    store: &Store,
+    config: &Config,
+    request_id: i64,
+) -> Result<Replayed, OperatorError> {
+    let stored = store.request(request_id).await?;
+    let endpoint = shops::endpoint(&stored.endpoint).ok_or_else(|| {
+        OperatorError::Problem(format!(
+            "request {request_id} came to {}, which is not a webhook endpoint",
+            stored.endpoint
+        ))
+    })?;
+    let headers = header_map(&stored.headers);
+    let record = RequestRecord {
+        platform: endpoint.platform,
+        method: stored.method,
+        endpoint: stored.endpoint,
+        source_ip: stored.source_ip,
+        envelope: shops::envelope(endpoint.platform, &headers),
+        headers: stored.headers,
+        body: stored.body,
+        body_size: stored.body_size,
+        body_truncated: stored.body_truncated,
+    };
+    let judgement = shops::judge(
+        config,
+        endpoint,
+        &Received {
+            headers: &headers,
+            body: &record.body,
+            size: record.body_size,
+            truncated: record.body_truncated,
+        },
+    );
+    let verdict = store
+        .record_judgement(&record, &judgement, IntakePolicy::from_config(config))
+        .await?;
+    Ok(Replayed {
+        replayed: request_id,
+        verdict,
+    })
+}
+
+/// Stored headers as the request carried them (any that no longer parse are left out).
+fn header_map(headers: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_headers_come_back_in_order() {
+        let map = header_map(&[
+            ("Content-Type".into(), "application/json".into()),
+            ("x-forwarded-for".into(), "1.2.3.4".into()),
+            ("x-forwarded-for".into(), "5.6.7.8".into()),
+            ("bad header".into(), "dropped".into()),
+        ]);
+        assert_eq!(map.get("content-type").unwrap(), "application/json");
+        let forwarded: Vec<_> = map.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(forwarded, ["1.2.3.4", "5.6.7.8"]);
+        assert_eq!(map.len(), 3);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(OperatorError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(
+            OperatorError::from(StoreError::NotFound("x".into())).exit_code(),
+            1
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! What operators read: order lists with search, an order with everything
+//! stored about it, stored requests, the dashboard's counts.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{flag, opt_text, parse, text, SqlStore};
+use crate::domain::OrderState;
+use crate::store::{
+    AttemptView, Dashboard, ItemDetail, ItemView, OrderDetail, OrderPage, OrderQuery, OrderSummary,
+    RecentFailure, RequestPage, RequestView, StoreError, StoredRequest,
+};
+
+/// The columns of an `OrderSummary`, from `orders o`.
+const SUMMARY_COLUMNS: &str = "o.id, o.platform, o.shop, o.external_id, o.number, o.buyer_email, o.state, \
+     o.created_at, o.updated_at, \
+     (SELECT COUNT(*) FROM enrollments i WHERE i.order_id = o.id) AS items, \
+     (SELECT COUNT(*) FROM enrollments i WHERE i.order_id = o.id AND i.state = 'failed') AS failed_items";
+
+const ITEM_COLUMNS: &str =
+    "id, line_item_id, sku, course_key, email, action, state, reason, attempts";
+
+const REQUEST_VIEW_COLUMNS: &str =
+    "id, received_at, platform, http_status, outcome, reason, shop, topic, \
+     body_size, body_truncated, LENGTH(body) AS stored, source_ip";
+
+const STORED_REQUEST_COLUMNS: &str =
+    "id, received_at, platform, method, endpoint, source_ip, headers, body, \
+     body_size, body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id";
+
+/// How many failed items the dashboard shows.
+const RECENT_FAILURES: i64 = 10;
+
+/// The most rows one page may ask for.
+const MAX_PAGE: i64 = 10_000;
+
+/// A value bound to a statement whose conditions depend on the query.
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+impl SqlStore {
+    pub async fn list_orders(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {
+        let (conditions, binds) = order_conditions(query);
+        let bind_all = |sql: &'static str| {
+            binds.iter().fold(sqlx::query(sql), |q, b| match b {
+                Bind::Int(n) => q.bind(*n),
+                Bind::Text(s) => q.bind(s.clone()),
+            })
+        };
+        let total: i64 = bind_all(self.sql(&format!(
+            "SELECT COUNT(*) AS total FROM orders o WHERE {conditions}"
+        )))
+        .fetch_one(&self.reader)
+        .await?
+        .try_get("total")?;
+        let rows = bind_all(self.sql(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM orders o WHERE {conditions} ORDER BY o.id DESC LIMIT ? OFFSET ?"
+        )))
+        .bind(query.limit.clamp(0, MAX_PAGE))
+        .bind(query.offset.max(0))
+        .fetch_all(&self.reader)
+        .await?;
+        let orders = rows.iter().map(order_summary).collect::<Result<_, _>>()?;
+        Ok(OrderPage { orders, total })
+    }
+
+    pub async fn order_detail(&self, order_id: i64) -> Result<OrderDetail, StoreError> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM orders o WHERE o.id = ?"
+        )))
+        .bind(order_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no order with id {order_id}")))?;
+        let order = order_summary(&row)?;
+
+        let items: Vec<ItemView> = sqlx::query(self.sql(&format!(
+            "SELECT {ITEM_COLUMNS} FROM enrollments WHERE order_id = ? ORDER BY id"
+        )))
+        .bind(order_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(item_view)
+        .collect::<Result<_, _>>()?;
+
+        let mut attempts: HashMap<i64, Vec<AttemptView>> = HashMap::new();
+        let rows = sqlx::query(self.sql(
+            "SELECT a.enrollment_id, a.at, a.action, a.http_status, a.outcome, a.detail, a.duration_ms, a.counted \
+             FROM attempts a JOIN enrollments e ON e.id = a.enrollment_id WHERE e.order_id = ? ORDER BY a.id",
+        ))
+        .bind(order_id)
+        .fetch_all(&self.reader)
+        .await?;
+        for row in &rows {
+            attempts
+                .entry(row.try_get("enrollment_id")?)
+                .or_default()
+                .push(attempt_view(row)?);
+        }
+        let items = items
+            .into_iter()
+            .map(|item| ItemDetail {
+                attempts: attempts.remove(&item.id).unwrap_or_default(),
+                item,
+            })
+            .collect();
+
+        let requests = sqlx::query(self.sql(&format!(
+            "SELECT {STORED_REQUEST_COLUMNS} FROM requests WHERE order_id = ? ORDER BY id"
+        )))
+        .bind(order_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(stored_request)
+        .collect::<Result<_, _>>()?;
+
+        Ok(OrderDetail {
+            order,
+            items,
+            requests,
+        })
+    }
+
+    pub async fn request(&self, request_id: i64) -> Result<StoredRequest, StoreError> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {STORED_REQUEST_COLUMNS} FROM requests WHERE id = ?"
+        )))
+        .bind(request_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no request {request_id}")))?;
+        Ok(stored_request(&row)?)
+    }
+
+    pub async fn rejected_requests(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<RequestPage, StoreError> {
+        let row = sqlx::query(
+            self.sql("SELECT COUNT(*) AS total FROM requests WHERE http_status >= 400"),
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let total: i64 = row.try_get("total")?;
+        let requests = sqlx::query(self.sql(&format!(
+            "SELECT {REQUEST_VIEW_COLUMNS} FROM requests WHERE http_status >= 400 ORDER BY id DESC LIMIT ? OFFSET ?"
+        )))
+        .bind(limit.clamp(0, MAX_PAGE))
+        .bind(offset.max(0))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(request_view)
+        .collect::<Result<_, _>>()?;
+        Ok(RequestPage { requests, total })
+    }
+
+    pub async fn dashboard(&self) -> Result<Dashboard, StoreError> {
+        let enrollments_by_state = self.count_enrollments().await?;
+        let orders_by_state = sqlx::query(
+            self.sql("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state"),
+        )
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| Ok((parse::<OrderState>(&text(r, "state")?)?, r.try_get("n")?)))
+        .collect::<Result<_, StoreError>>()?;
+        let row = sqlx::query(
+            self.sql("SELECT MIN(due_at) AS oldest FROM enrollments WHERE state = 'pending'"),
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let oldest_pending_due_ms: Option<i64> = row.try_get("oldest")?;
+
+        let failed = sqlx::query(self.sql(
+            "SELECT id, order_id, email, course_key, reason, updated_at FROM enrollments \
+             WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?",
+        ))
+        .bind(RECENT_FAILURES)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut recent_failures = Vec::with_capacity(failed.len());
+        for row in &failed {
+            let order_id: i64 = row.try_get("order_id")?;
+            let order = sqlx::query(self.sql(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM orders o WHERE o.id = ?"
+            )))
+            .bind(order_id)
+            .fetch_one(&self.reader)
+            .await?;
+            recent_failures.push(RecentFailure {
+                order: order_summary(&order)?,
+                item_id: row.try_get("id")?,
+                email: opt_text(row, "email")?,
+                course_key: opt_text(row, "course_key")?,
+                reason: opt_text(row, "reason")?,
+                failed_at_ms: row.try_get("updated_at")?,
+            });
+        }
+        Ok(Dashboard {
+            enrollments_by_state,
+            orders_by_state,
+            oldest_pending_due_ms,
+            recent_failures,
+            lms: self.lms_status().await?,
+        })
+    }
+}
+
+/// The `WHERE` of an order list (over `orders o`) and what it binds, in order.
+fn order_conditions(query: &OrderQuery) -> (String, Vec<Bind>) {
+    let mut conditions = vec!["1 = 1".to_owned()];
+    let mut binds = Vec::new();
+    if let Some(state) = query.state {
+        conditions.push("o.state = ?".into());
+        binds.push(Bind::Text(state.as_str().to_owned()));
+    }
+    if let Some(shop) = query
+        .shop
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        conditions.push("LOWER(o.shop) = ?".into());
+        binds.push(Bind::Text(shop.to_lowercase()));
+    }
+    if let Some(search) = query
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let anywhere = like_pattern(&search.to_lowercase());
+        let number = like_pattern(&search.trim_start_matches('#').to_lowercase());
+        let mut any = vec![
+            "LOWER(o.number) LIKE ? ESCAPE '!'",
+            "LOWER(o.external_id) LIKE ? ESCAPE '!'",
+            "LOWER(o.buyer_email) LIKE ? ESCAPE '!'",
+            "EXISTS (SELECT 1 FROM enrollments i WHERE i.order_id = o.id \
+             AND (LOWER(i.email) LIKE ? ESCAPE '!' OR LOWER(i.course_key) LIKE ? ESCAPE '!' \
+             OR LOWER(i.sku) LIKE ? ESCAPE '!'))",
+        ];
+        binds.push(Bind::Text(number.clone()));
+        binds.push(Bind::Text(number));
+        for _ in 0..4 {
+            binds.push(Bind::Text(anywhere.clone()));
+        }
+        if let Ok(id) = search.trim_start_matches('#').parse::<i64>() {
+            any.push("o.id = ?");
+            binds.push(Bind::Int(id));
+        }
+        conditions.push(format!("({})", any.join(" OR ")));
+    }
+    (conditions.join(" AND "), binds)
+}
+
+/// `%text%` for `LIKE … ESCAPE '!'`, with the wildcards in `text` taken literally.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn order_summary(r: &AnyRow) -> Result<OrderSummary, StoreError> {
+    Ok(OrderSummary {
+        id: r.try_get("id")?,
+        platform: text(r, "platform")?,
+        shop: text(r, "shop")?,
+        external_id: text(r, "external_id")?,
+        number: text(r, "number")?,
+        buyer_email: opt_text(r, "buyer_email")?,
+        state: parse::<OrderState>(&text(r, "state")?)?,
+        created_at_ms: r.try_get("created_at")?,
+        updated_at_ms: r.try_get("updated_at")?,
+        items: r.try_get("items")?,
+        failed_items: r.try_get("failed_items")?,
+    })
+}
+
+pub(super) fn item_view(r: &AnyRow) -> Result<ItemView, sqlx::Error> {
+    Ok(ItemView {
+        id: r.try_get("id")?,
+        line_item_id: text(r, "line_item_id")?,
+        sku: text(r, "sku")?,
+        course_key: opt_text(r, "course_key")?,
+        email: opt_text(r, "email")?,
+        action: text(r, "action")?,
+        state: text(r, "state")?,
+        reason: opt_text(r, "reason")?,
+        attempts: r.try_get::<i64, _>("attempts")? as u32,
+    })
+}
+
+pub(super) fn attempt_view(r: &AnyRow) -> Result<AttemptView, sqlx::Error> {
+    Ok(AttemptView {
+        at_ms: r.try_get("at")?,
+        action: text(r, "action")?,
+        http_status: r
+            .try_get::<Option<i64>, _>("http_status")?
+            .map(|s| s as u16),
+        outcome: text(r, "outcome")?,
+        detail: text(r, "detail")?,
+        duration_ms: r.try_get("duration_ms")?,
+        counted: flag(r, "counted")?,
+    })
+}
+
+pub(super) fn request_view(r: &AnyRow) -> Result<RequestView, sqlx::Error> {
+    Ok(RequestView {
+        id: r.try_get("id")?,
+        received_at_ms: r.try_get("received_at")?,
+        platform: text(r, "platform")?,
+        http_status: r.try_get::<i64, _>("http_status")? as u16,
+        outcome: text(r, "outcome")?,
+        reason: opt_text(r, "reason")?,
+        shop: opt_text(r, "shop")?,
+        topic: opt_text(r, "topic")?,
+        body_size: r.try_get::<i64, _>("body_size")? as u64,
+        body_truncated: flag(r, "body_truncated")?,
+        stored_body_len: r.try_get::<i64, _>("stored")? as u64,
+        source_ip: opt_text(r, "source_ip")?,
+    })
+}
+
+fn stored_request(r: &AnyRow) -> Result<StoredRequest, sqlx::Error> {
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(&text(r, "headers")?).unwrap_or_default();
+    Ok(StoredRequest {
+        id: r.try_get("id")?,
+        received_at_ms: r.try_get("received_at")?,
+        platform: text(r, "platform")?,
+        method: text(r, "method")?,
+        endpoint: text(r, "endpoint")?,
+        source_ip: opt_text(r, "source_ip")?,
+        headers,
+        body: r.try_get::<Vec<u8>, _>("body")?,
+        body_size: r.try_get::<i64, _>("body_size")? as u64,
+        body_truncated: flag(r, "body_truncated")?,
+        http_status: r.try_get::<i64, _>("http_status")? as u16,
+        outcome: text(r, "outcome")?,
+        reason: opt_text(r, "reason")?,
+        shop: opt_text(r, "shop")?,
+        topic: opt_text(r, "topic")?,
+        webhook_id: opt_text(r, "webhook_id")?,
+        order_id: r.try_get("order_id")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn search_wildcards_are_taken_literally() {
+        assert_eq!(like_pattern("ann"), "%ann%");
+        assert_eq!(like_pattern("50%_off!"), "%50!%!_off!!%");
+    }
+}
