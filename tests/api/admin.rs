@@ -166,7 +166,7 @@ on_each_database! {
             assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
             assert!(page.location().starts_with("/admin/login?next=%2Fadmin"), "{path}: {}", page.location());
         }
-        for path in ["/admin/logout", "/admin/retry-failed", "/admin/orders/1/retry", "/admin/items/1/email"] {
+        for path in ["/admin/logout", "/admin/retry-failed", "/admin/orders/1/retry", "/admin/orders/1/items/1/email"] {
             let page = browser.post(path, &[("csrf", "x")]).await;
             assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
             assert_eq!(page.location(), "/admin/login", "{path}");
@@ -219,7 +219,7 @@ on_each_database! {
 
         let (mut browser, token) = Browser::logged_in(&app).await;
         let forged = "A".repeat(token.len());
-        for path in ["/admin/logout", "/admin/retry-failed", "/admin/orders/1/retry", "/admin/items/1/email"] {
+        for path in ["/admin/logout", "/admin/retry-failed", "/admin/orders/1/retry", "/admin/orders/1/items/1/email"] {
             let without = browser.post(path, &[("email", "ann@example.com")]).await;
             assert_eq!(without.status, StatusCode::FORBIDDEN, "{path}: {}", without.body);
             let wrong = browser.post(path, &[("csrf", &forged), ("email", "ann@example.com")]).await;

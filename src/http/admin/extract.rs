@@ -51,7 +51,6 @@ impl FromRequestParts<AdminState> for Operator {
 
 /// A posted form (`application/x-www-form-urlencoded`) from a logged-in
 /// operator, carrying the session's token in its `csrf` field; otherwise 403.
-#[allow(dead_code)] // `fields` is read by the forms that have any.
 pub struct CsrfForm<T> {
     pub operator: Operator,
     pub fields: T,

@@ -2,11 +2,13 @@
 //! password login, every form CSRF-checked, no JavaScript. Without an admin
 //! password configured it is not mounted at all, so every `/admin` path is 404.
 
+mod actions;
 mod auth;
 mod error;
 mod extract;
 mod login;
 mod pages;
+mod view;
 
 use std::sync::Arc;
 
@@ -41,6 +43,15 @@ pub struct Nav {
     pub section: &'static str,
 }
 
+impl Nav {
+    fn new(operator: extract::Operator, section: &'static str) -> Nav {
+        Nav {
+            csrf: operator.csrf,
+            section,
+        }
+    }
+}
+
 /// A form whose only field is its CSRF token (a button).
 #[derive(Deserialize)]
 pub struct NoFields {}
@@ -58,6 +69,16 @@ pub fn router(state: &AppState) -> Option<Router<AppState>> {
         .route("/admin/", get(|| async { Redirect::to("/admin") }))
         .route("/admin/login", get(login::form).post(login::submit))
         .route("/admin/logout", post(login::logout))
+        .route("/admin/orders", get(pages::orders))
+        .route("/admin/orders/{id}", get(pages::order))
+        .route("/admin/orders/{id}/retry", post(actions::retry_order))
+        .route(
+            "/admin/orders/{order}/items/{item}/email",
+            post(actions::set_email),
+        )
+        .route("/admin/retry-failed", post(actions::retry_all_failed))
+        .route("/admin/rejected", get(pages::rejected))
+        .route("/admin/requests/{id}", get(pages::request))
         .route("/admin/static/admin.css", get(stylesheet))
         .route("/admin/{*rest}", get(pages::not_found))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
