@@ -35,6 +35,7 @@ macro_rules! on_each_database {
 }
 
 mod admin;
+mod browser;
 mod cancellations;
 mod cli;
 mod helpers;

@@ -154,12 +154,10 @@ pub async fn dashboard(
             when_exact: view::time(f.failed_at_ms),
         })
         .collect();
-    let oldest_waiting = dashboard.oldest_pending_due_ms.map(|due| {
-        if due <= now {
-            format!("due for {}", view::span((now - due) as u64))
-        } else {
-            format!("next due {}", view::relative(due, now))
-        }
+    let oldest_waiting = dashboard.oldest_pending_due_ms.map(|due| match now - due {
+        waited if waited >= 1000 => format!("waiting for {}", view::span(waited as u64)),
+        0..=999 => "due now".to_owned(),
+        _ => format!("next try {}", view::relative(due, now)),
     });
     let page = DashboardPage {
         csrf: operator.csrf.clone(),
@@ -381,6 +379,8 @@ pub struct ItemBlock {
     pub attempts: Vec<AttemptRow>,
     /// Failed items can have their learner email corrected.
     pub editable: bool,
+    /// Whether the item has a valid learner email at all.
+    pub has_email: bool,
     /// What the email form shows: the current email, or what was typed.
     pub email_value: String,
     pub email_error: Option<String>,
@@ -528,6 +528,7 @@ pub async fn order_page(
                     })
                     .collect(),
                 editable: item.state == EnrollmentState::Failed.as_str(),
+                has_email: item.email.is_some(),
                 email_value: error
                     .map(|e| e.typed.clone())
                     .or_else(|| item.email.clone())
