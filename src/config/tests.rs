@@ -446,6 +446,23 @@ fn admin_password_hash_must_be_argon2() {
 }
 
 #[test]
+fn an_argon2_hash_in_single_quotes_survives_the_dotenv_file() {
+    let dir = TempDir::new().unwrap();
+    let dotenv = dir.path().join(".env");
+    std::fs::write(
+        &dotenv,
+        format!("EDX_WEBHOOKS_ADMIN_PASSWORD_HASH='{ARGON2_HASH}'\n"),
+    )
+    .unwrap();
+    let config = Config::load(&Sources {
+        dotenv: Some(dotenv),
+        ..Sources::default()
+    })
+    .unwrap();
+    assert_eq!(config.admin_password_hash, Some(Secret::new(ARGON2_HASH)));
+}
+
+#[test]
 fn debug_never_shows_a_secret() {
     let config = load_env(SECRETS).unwrap();
     let debug = format!("{config:?} {config:#?}");
