@@ -161,7 +161,7 @@ on_each_database! {
         let app = app_with_admin(db).await;
         let mut browser = Browser::new(&app);
         for path in ["/admin", "/admin/orders", "/admin/orders?state=failed&q=ann", "/admin/orders/1",
-                     "/admin/rejected", "/admin/no-such-page"] {
+                     "/admin/rejected", "/admin/rejected?page=2", "/admin/requests/1", "/admin/no-such-page"] {
             let page = browser.get(path).await;
             assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
             assert!(page.location().starts_with("/admin/login?next=%2Fadmin"), "{path}: {}", page.location());

@@ -2,17 +2,10 @@
 //! headers and bodies, with every configured secret kept out.
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::config::Config;
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::store::now_ms;
 
 /// `2026-11-28 10:00:03 UTC`
 pub fn time(ms: i64) -> String {
