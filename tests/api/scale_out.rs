@@ -165,6 +165,29 @@ async fn a_claim_whose_lease_ran_out_is_taken_over_and_the_late_result_is_not_wr
     assert_eq!((view.state.as_str(), view.items[0].state.as_str()), ("enrolled", "enrolled"));
 }
 
+async fn two_claims_of_one_order_finishing_at_once_leave_it_enrolled(db: Db) {
+    let app = spawn_without_workers(db).await;
+    for n in 0..20 {
+        let id = 9300 + n;
+        let order = shopify_order(id, &[(1, COURSE_A, Some("ann@example.org")), (2, COURSE_B, Some("bob@example.org"))], None, "paid");
+        app.shopify("orders/create", &order).await;
+        let lease = Duration::from_secs(30);
+        let ClaimResult::Claimed(a) = app.store.claim_next(25, lease, 1000).await.unwrap() else { panic!("nothing to claim") };
+        let ClaimResult::Claimed(b) = app.store.claim_next(25, lease, 1000).await.unwrap() else { panic!("one claim per course") };
+        let done = |claim: &edx_webhooks::store::Claim| ClaimReport {
+            token: claim.token.clone(),
+            results: claim.items.iter().map(|i| (i.enrollment_id, ItemResult::Enrolled { before_enrollment: Some(false) }, None)).collect(),
+            lms: None,
+        };
+        let (ra, rb) = (done(&a), done(&b));
+        let (fa, fb) = tokio::join!(app.store.finish_claim(&ra), app.store.finish_claim(&rb));
+        assert_eq!((fa.unwrap(), fb.unwrap()), (1, 1));
+
+        let view = app.order(&id.to_string(), SHOP).await;
+        assert_eq!(view.state, "enrolled", "each claim saw the other's item as pending: {view:#?}");
+    }
+}
+
 async fn migrations_run_twice_are_harmless_and_two_processes_start_at_once(db: Db) {
     let lms = FakeLms::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -244,11 +244,16 @@ impl SqlStore {
         order_id: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (cancelled,): (i64,) =
-            sqlx::query_as(self.sql("SELECT cancelled FROM orders WHERE id = ?"))
-                .bind(order_id)
-                .fetch_one(&mut **tx)
-                .await?;
+        // The order row is locked before its items are read: two transactions
+        // finishing different items of one order would otherwise each see the
+        // other's item as it was, and leave the order `processing` for good.
+        let (cancelled,): (i64,) = sqlx::query_as(self.sql(&format!(
+            "SELECT cancelled FROM orders WHERE id = ?{}",
+            self.dialect.for_update()
+        )))
+        .bind(order_id)
+        .fetch_one(&mut **tx)
+        .await?;
         let rows = sqlx::query(self.sql("SELECT state FROM enrollments WHERE order_id = ?"))
             .bind(order_id)
             .fetch_all(&mut **tx)
