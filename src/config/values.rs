@@ -269,10 +269,15 @@ pub(super) fn log_filter(text: &str) -> Parsed<String> {
 
 /// An argon2 PHC string; the value is a secret, so the reason never quotes it.
 pub(super) fn admin_password_hash(text: &str) -> Parsed<()> {
-    if text.starts_with("$argon2") {
+    let readable = argon2::PasswordHash::new(text).is_ok_and(|hash| {
+        matches!(hash.algorithm.as_str(), "argon2id" | "argon2i" | "argon2d")
+            && hash.hash.is_some()
+            && argon2::Params::try_from(&hash).is_ok()
+    });
+    if readable {
         Ok(())
     } else {
-        Err("expected an argon2 hash such as $argon2id$v=19$m=19456,t=2,p=1$...".into())
+        Err("expected an argon2 hash such as $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH".into())
     }
 }
 

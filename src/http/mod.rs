@@ -1,5 +1,6 @@
-//! The HTTP surface: webhook intake, health and metrics.
+//! The HTTP surface: webhook intake, health, metrics and the admin UI.
 
+mod admin;
 mod error;
 mod health;
 mod intake;
@@ -38,6 +39,7 @@ fn webhook(endpoint: Endpoint) -> MethodRouter<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    let admin = admin::router(&state).unwrap_or_default();
     let webhooks = ENDPOINTS
         .into_iter()
         .fold(Router::new(), |router, endpoint| {
@@ -47,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .merge(admin)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -540,6 +540,11 @@ impl Store {
     /// `order` is the shop's order id or number, or our own id.
     pub async fn retry_order(&self, order: &str, shop: Option<&str>) -> Result<u64, StoreError> {
         let order_id = self.db.find_order(order, shop).await?;
+        self.retry_order_id(order_id).await
+    }
+
+    /// The same for the order with our own id `order_id` (never a shop's number).
+    pub async fn retry_order_id(&self, order_id: i64) -> Result<u64, StoreError> {
         let n = self.db.retry_failed(Some(order_id)).await?;
         self.work_available.notify_waiters();
         Ok(n)

@@ -34,6 +34,8 @@ macro_rules! on_each_database {
     };
 }
 
+mod admin;
+mod browser;
 mod cancellations;
 mod cli;
 mod helpers;
