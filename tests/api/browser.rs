@@ -186,7 +186,8 @@ async fn seed(app: &TestApp) {
     app.wait_for_order("727", WOO_SOURCE, "enrolled").await;
 }
 
-/// The whole page as a PNG, written to `docs/NAME` for the README.
+/// The whole page as a PNG, written to `target/screenshots/NAME`, or to
+/// `docs/NAME` (the README's) with `EDX_WEBHOOKS_UPDATE_SCREENSHOTS=1`.
 async fn screenshot(browser: &Client, name: &str) {
     // The window is taller than the page's viewport by the browser's frame.
     let sizes = browser
@@ -201,9 +202,14 @@ async fn screenshot(browser: &Client, name: &str) {
     browser.set_window_size(WIDTH, height).await.unwrap();
     let png = browser.screenshot().await.unwrap();
     browser.set_window_size(WIDTH, HEIGHT).await.unwrap();
-    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(docs.join(name), png).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "the browser gave no PNG");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var("EDX_WEBHOOKS_UPDATE_SCREENSHOTS").as_deref() {
+        Ok("1") => root.join("docs"),
+        _ => root.join("target").join("screenshots"),
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
 }
 
 /// The element `css` names, once the page has it.
