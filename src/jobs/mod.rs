@@ -19,6 +19,8 @@ pub use outcome::{audit_reason, backoff};
 /// The longest an idle worker sleeps before looking again (work may come from
 /// another process, which cannot wake it).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// A worker waiting less than this (a batch filling up) is not woken by new work.
+const LISTEN_AFTER: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -88,7 +90,7 @@ impl Worker {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let wait = match self
+            let (wait, listen) = match self
                 .store
                 .claim_next(
                     self.settings.batch_size,
@@ -104,33 +106,39 @@ impl Worker {
                 Ok(ClaimResult::Idle(idle)) => self.idle_wait(idle).await,
                 Err(e) => {
                     warn!(error = %e, "could not claim work; trying again shortly");
-                    Duration::from_secs(1)
+                    (Duration::from_secs(1), false)
                 }
             };
             if wait.is_zero() {
                 continue;
             }
             tokio::select! {
-                _ = &mut notified => {}
+                _ = &mut notified, if listen => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.shutdown.cancelled() => {}
             }
         }
     }
 
-    /// How long to wait before looking for work again.
-    async fn idle_wait(&self, idle: Idle) -> Duration {
+    /// How long to wait before looking for work again, and whether new work
+    /// may cut the wait short. It may only when the worker is idle: while a
+    /// batch fills, the LMS is throttled or misconfigured, new work changes
+    /// nothing, and looking on every delivery would only burn CPU.
+    async fn idle_wait(&self, idle: Idle) -> (Duration, bool) {
         let until = |ms: i64| Duration::from_millis((ms - now_ms()).max(0) as u64);
         match idle {
             Idle::NothingDue { next_due_ms } => {
-                next_due_ms.map(until).unwrap_or(IDLE_POLL).min(IDLE_POLL)
+                let wait = next_due_ms.map(until).unwrap_or(IDLE_POLL).min(IDLE_POLL);
+                (wait, wait >= LISTEN_AFTER)
             }
-            Idle::Throttled { until_ms } | Idle::RateLimited { until_ms } => until(until_ms),
+            Idle::Throttled { until_ms } | Idle::RateLimited { until_ms } => {
+                (until(until_ms), false)
+            }
             Idle::Misconfigured { reason } => {
                 if let Err(e) = self.probe_if_due(&reason).await {
                     warn!(error = %e, "could not record the LMS probe");
                 }
-                self.settings.probe_interval
+                (self.settings.probe_interval, false)
             }
         }
     }
