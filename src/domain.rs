@@ -55,8 +55,11 @@ pub struct UnknownValue(pub String);
 pub struct CourseKey(String);
 
 impl CourseKey {
+    /// The longest key the LMS stores (its `course_id` columns are 255 long).
+    pub const MAX_LEN: usize = 255;
+
     pub fn parse(s: &str) -> Option<CourseKey> {
-        if is_new_style_key(s) || is_old_style_key(s) {
+        if s.len() <= CourseKey::MAX_LEN && (is_new_style_key(s) || is_old_style_key(s)) {
             Some(CourseKey(s.to_owned()))
         } else {
             None
@@ -437,6 +440,11 @@ mod tests {
         ] {
             assert!(CourseKey::parse(bad).is_none(), "{bad}");
         }
+        let too_long = format!("course-v1:Org+{}+Run", "x".repeat(250));
+        assert!(
+            CourseKey::parse(&too_long).is_none(),
+            "longer than the LMS stores"
+        );
     }
 
     #[test]

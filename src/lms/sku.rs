@@ -45,7 +45,13 @@ impl LmsClient {
             self.config.sku_prefix,
             utf8_percent_encode(sku, SEGMENT)
         );
-        let url = self.url(path.trim_start_matches('/'));
+        // "./" keeps a SKU with a colon (`ABC:1`) from reading as a URL scheme.
+        let Ok(url) = self
+            .base
+            .join(&format!("./{}", path.trim_start_matches('/')))
+        else {
+            return Ok(None); // No URL can name it, so no course can.
+        };
         let answer = self
             .exchange(LmsCall::SkuLookup, self.lookup.head(url))
             .await?;

@@ -418,4 +418,28 @@ async fn fifty_concurrent_orders_make_fifty_enrollments_without_duplicates(db: D
     assert_eq!(sent.len(), 50, "each learner is sent exactly once");
     assert_eq!(unique.len(), 50);
 }
+
+async fn a_course_key_longer_than_the_lms_stores_is_looked_up_and_skipped(db: Db) {
+    let app = spawn_app(db).await;
+    let long_key = format!("course-v1:Org+{}+Run", "x".repeat(300));
+    let order = shopify_order(2200, &[(1, &long_key, Some("ann@example.org")), (2, COURSE_A, Some("ann@example.org"))], None, "paid");
+
+    let response = app.shopify("orders/create", &order).await;
+
+    assert_eq!(response.status(), 200, "never a 503 for a long SKU");
+    let view = app.wait_for_order("2200", SHOP, "enrolled").await;
+    assert_eq!(item(&view, "1").state, "skipped");
+    assert_eq!(item(&view, "2").state, "enrolled");
+}
+
+async fn a_sku_with_a_colon_is_looked_up_like_any_other(db: Db) {
+    let app = spawn_app_with(db, |c| c.lms.sku_prefix = "sku/".into()).await;
+    app.lms.map_sku("/sku/BUNDLE:PY101", COURSE_B).await;
+    let order = shopify_order(2201, &[(1, "BUNDLE:PY101", Some("ann@example.org"))], None, "paid");
+    assert_eq!(app.shopify("orders/create", &order).await.status(), 200);
+
+    let view = app.wait_for_order("2201", SHOP, "enrolled").await;
+
+    assert_eq!(item(&view, "1").course_key.as_deref(), Some(COURSE_B));
+}
 }
