@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use super::{clip, opt_text, parse, sources_of, text, transaction, SqlStore, Tx};
+use super::{clip, integers, opt_text, parse, sources_of, text, transaction, SqlStore, Tx};
 use crate::domain::{CourseKey, EnrollmentState, LearnerEmail};
 use crate::store::{
     Claim, ClaimReport, ClaimResult, ClaimedItem, ClaimedWork, Idle, ItemResult, LmsCondition,
@@ -80,13 +80,8 @@ impl SqlStore {
             .bind(course.as_str().to_owned())
             .bind(action.as_str()),
         };
-        let ids: Vec<i64> = query
-            .bind(batch as i64)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
+        let rows = query.bind(batch as i64).fetch_all(&mut **tx).await?;
+        let ids = integers(&rows, "id")?;
         if ids.is_empty() {
             // Locked by a delivery being taken right now: look again shortly.
             return Ok(ClaimResult::Idle(Idle::NothingDue {

@@ -377,44 +377,38 @@ impl SqlStore {
             let f = change.fields();
             new_work |= f.state == EnrollmentState::Pending;
             let reason = f.reason.as_deref().map(|r| clip(r, 2000));
+            // The intake columns, bound alike for a new row and an update.
+            let with_fields = |sql: &'static str| {
+                sqlx::query(sql)
+                    .bind(clip(&f.sku, 512).to_owned())
+                    .bind(f.course_key.clone())
+                    .bind(f.email.clone())
+                    .bind(f.action.as_str())
+                    .bind(f.state.as_str())
+                    .bind(reason.map(str::to_owned))
+                    .bind(now)
+                    .bind(now)
+            };
             match change {
-                ItemChange::Insert {
-                    line_item_id,
-                    fields,
-                } => {
-                    sqlx::query(self.sql(
-                        "INSERT INTO enrollments (order_id, line_item_id, sku, course_key, email, action, state, reason, \
-                         attempts, due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                ItemChange::Insert { line_item_id, .. } => {
+                    with_fields(self.sql(
+                        "INSERT INTO enrollments (sku, course_key, email, action, state, reason, due_at, updated_at, \
+                         created_at, order_id, line_item_id, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
                     ))
+                    .bind(now)
                     .bind(order_id)
-                    .bind(clip(line_item_id, 191))
-                    .bind(clip(&fields.sku, 512))
-                    .bind(fields.course_key.clone())
-                    .bind(fields.email.clone())
-                    .bind(fields.action.as_str())
-                    .bind(fields.state.as_str())
-                    .bind(reason)
-                    .bind(now)
-                    .bind(now)
-                    .bind(now)
+                    .bind(clip(line_item_id, 191).to_owned())
                     .execute(&mut **tx)
                     .await?;
                 }
                 ItemChange::Update { id, fields } => {
-                    sqlx::query(self.sql(&format!(
+                    // Fresh attempts, and any claim's result is no longer written.
+                    with_fields(self.sql(&format!(
                         "UPDATE enrollments SET sku = ?, course_key = ?, email = ?, action = ?, state = ?, reason = ?, \
-                         attempts = 0, due_at = ?, claim_token = NULL, lease_until = NULL, updated_at = ? \
+                         due_at = ?, updated_at = ?, attempts = 0, claim_token = NULL, lease_until = NULL \
                          WHERE id = ? AND state IN ({})",
                         sources_of(fields.state)
                     )))
-                    .bind(clip(&fields.sku, 512))
-                    .bind(fields.course_key.clone())
-                    .bind(fields.email.clone())
-                    .bind(fields.action.as_str())
-                    .bind(fields.state.as_str())
-                    .bind(reason)
-                    .bind(now)
-                    .bind(now)
                     .bind(*id)
                     .execute(&mut **tx)
                     .await?;

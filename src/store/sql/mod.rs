@@ -352,6 +352,11 @@ fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
     }
 }
 
+/// One integer column of every row (ids, mostly).
+fn integers(rows: &[AnyRow], column: &str) -> Result<Vec<i64>, sqlx::Error> {
+    rows.iter().map(|r| r.try_get(column)).collect()
+}
+
 fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(column)? != 0)
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use sqlx::Row;
 
 use super::browse::{attempt_view, item_view, request_view};
-use super::{clip, parse, sources_of, text, transaction, SqlStore};
+use super::{clip, integers, parse, sources_of, text, transaction, SqlStore};
 use crate::domain::{Action, EnrollmentState, LearnerEmail};
 use crate::store::{AttemptView, OrderView, RequestView, StoreError};
 
@@ -64,10 +64,7 @@ impl SqlStore {
             .bind(order_id)
             .fetch_all(&mut *tx)
             .await?;
-            let orders: Vec<i64> = rows
-                .iter()
-                .map(|r| r.try_get("order_id"))
-                .collect::<Result<_, _>>()?;
+            let orders = integers(&rows, "order_id")?;
             let retried = sqlx::query(self.sql(&format!(
                 "UPDATE enrollments SET state = 'pending', attempts = 0, reason = NULL, due_at = ?, claim_token = NULL, \
                  lease_until = NULL, updated_at = ? WHERE state IN ({}) AND state = 'failed' AND email IS NOT NULL \

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
-
-use super::{transaction, SqlStore};
+use super::{integers, transaction, SqlStore};
 use crate::domain::OrderState;
 use crate::store::{PruneReport, StoreError};
 
@@ -56,7 +54,7 @@ impl SqlStore {
     ) -> Result<(u64, u64), StoreError> {
         // Locked and read again under the lock: an order a delivery just
         // reopened is not finished any more.
-        let ids: Vec<i64> = sqlx::query(self.sql(&format!(
+        let rows = sqlx::query(self.sql(&format!(
             "SELECT id FROM orders WHERE state IN ('{}', '{}') AND updated_at < ? ORDER BY id LIMIT ?{}",
             OrderState::Enrolled.as_str(),
             OrderState::Cancelled.as_str(),
@@ -65,10 +63,8 @@ impl SqlStore {
         .bind(cutoff)
         .bind(BATCH)
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
+        .await?;
+        let ids = integers(&rows, "id")?;
         if ids.is_empty() {
             return Ok((0, 0));
         }
@@ -94,17 +90,15 @@ impl SqlStore {
     /// One batch of requests of no order (rejected, pings, ignored topics)
     /// received before `cutoff`.
     async fn prune_requests(&self, tx: &mut super::Tx, cutoff: i64) -> Result<u64, StoreError> {
-        let ids: Vec<i64> = sqlx::query(self.sql(&format!(
+        let rows = sqlx::query(self.sql(&format!(
             "SELECT id FROM requests WHERE order_id IS NULL AND received_at < ? ORDER BY id LIMIT ?{}",
             self.dialect.for_update()
         )))
         .bind(cutoff)
         .bind(BATCH)
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
+        .await?;
+        let ids = integers(&rows, "id")?;
         if ids.is_empty() {
             return Ok(0);
         }
