@@ -327,11 +327,39 @@ impl Server {
         kib / 1024.0
     }
 
-    /// Order `n`: Shopify for even, WooCommerce for odd numbers; one learner, one of 10 courses.
+    /// Sends one prepared order on a fresh request of the shared client.
     async fn send_order(&self, n: usize, run: &str) -> Result<Duration, String> {
+        let order = Order::new(n, run);
+        let mut request = self
+            .client
+            .post(format!("{}{}", self.base, order.path))
+            .header("Content-Type", "application/json")
+            .body(order.body);
+        for (name, value) in order.headers {
+            request = request.header(name, value);
+        }
+        let start = Instant::now();
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let answer = response.bytes().await.map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed();
+        check_answer(status.as_u16(), &answer).map(|()| elapsed)
+    }
+}
+
+/// One signed order, ready to send.
+struct Order {
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: bytes::Bytes,
+}
+
+impl Order {
+    /// Order `n`: Shopify for even, WooCommerce for odd numbers; one learner, one of 10 courses.
+    fn new(n: usize, run: &str) -> Order {
         let course = format!("course-v1:Bench+C{}+2026", n % 10);
         let email = format!("learner-{run}-{n}@example.org");
-        let (path, headers, body) = if n % 2 == 0 {
+        if n % 2 == 0 {
             let body = serde_json::to_vec(&json!({
                 "id": 5_000_000_000u64 + n as u64, "name": format!("#{n}"), "email": "buyer@example.org",
                 "financial_status": "paid", "customer": null,
@@ -345,7 +373,11 @@ impl Server {
                 ("X-Shopify-Hmac-Sha256", sign(SHOPIFY_KEY, &body)),
                 ("X-Shopify-Webhook-Id", uuid::Uuid::new_v4().to_string()),
             ];
-            ("/webhooks/shopify", headers, body)
+            Order {
+                path: "/webhooks/shopify",
+                headers,
+                body: body.into(),
+            }
         } else {
             let body = serde_json::to_vec(&json!({
                 "id": n, "number": n.to_string(), "status": "processing", "date_paid_gmt": "2026-11-28T10:00:00",
@@ -359,26 +391,34 @@ impl Server {
                 ("X-WC-Webhook-Topic", "order.created".to_owned()),
                 ("X-WC-Webhook-Signature", sign(WOO_SECRET, &body)),
             ];
-            ("/webhooks/woocommerce", headers, body)
-        };
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body);
-        for (name, value) in headers {
-            request = request.header(name, value);
+            Order {
+                path: "/webhooks/woocommerce",
+                headers,
+                body: body.into(),
+            }
         }
-        let start = Instant::now();
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let answer: Value = response.json().await.map_err(|e| e.to_string())?;
-        let elapsed = start.elapsed();
-        if status == 200 && answer["status"] == "accepted" {
-            Ok(elapsed)
-        } else {
-            Err(format!("{status} {answer}"))
+    }
+
+    fn request(&self, authority: &str) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
+        let mut request = hyper::Request::post(self.path)
+            .header("Host", authority)
+            .header("Content-Type", "application/json");
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
         }
+        request
+            .body(http_body_util::Full::new(self.body.clone()))
+            .unwrap()
+    }
+}
+
+/// Ok when the service answered 200 and took the order in.
+fn check_answer(status: u16, body: &[u8]) -> Result<(), String> {
+    let answer: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if status == 200 && answer["status"] == "accepted" {
+        Ok(())
+    } else {
+        Err(format!("{status} {answer}"))
     }
 }
 
@@ -429,47 +469,120 @@ impl IntakeReport {
     }
 }
 
-/// `orders` distinct orders from `concurrency` connections, each sending its next as soon as answered.
+/// `orders` distinct orders from `concurrency` connections, each sending its
+/// next as soon as answered. The orders are built and signed before the clock
+/// starts, and the connections are driven by one thread of their own, so the
+/// load generator takes as little of the machine as it can.
 async fn intake(server: &Server, orders: usize, concurrency: usize, warm_up: bool) -> IntakeReport {
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    let mut prepared: Vec<Order> = (0..orders).map(|n| Order::new(n, &run)).collect();
     if warm_up {
         // Connections and the server's caches, before the clock starts.
-        for n in 0..concurrency.min(16) {
-            let _ = server.send_order(1_000_000 + n, &run).await;
-        }
+        let warm: Vec<Order> = (0..concurrency.min(16))
+            .map(|n| Order::new(1_000_000 + n, &run))
+            .collect();
+        prepared.splice(0..0, warm);
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let warm = if warm_up { concurrency.min(16) } else { 0 };
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, drive(addr, prepared, warm, concurrency))
+    });
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Sends the first `warm` orders one by one, then the rest over `concurrency` connections.
+async fn drive(addr: String, orders: Vec<Order>, warm: usize, concurrency: usize) -> IntakeReport {
+    let orders = std::rc::Rc::new(orders);
+    let mut connections = Vec::new();
+    for _ in 0..concurrency {
+        connections.push(connect(&addr).await);
+    }
+    for (i, order) in orders[..warm].iter().enumerate() {
+        let _ = send(&mut connections[i % concurrency], order, &addr).await;
+    }
+    let next = std::rc::Rc::new(std::cell::Cell::new(warm));
     let start = Instant::now();
-    let results = futures::future::join_all((0..concurrency).map(|_| async {
-        let mut latencies = Vec::new();
-        let mut errors = Vec::new();
-        loop {
-            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n >= orders {
-                break;
-            }
-            match server.send_order(n, &run).await {
-                Ok(latency) => latencies.push(latency),
-                Err(e) => errors.push(e),
-            }
-        }
-        (latencies, errors)
-    }))
-    .await;
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .map(|mut connection| {
+            let (orders, next, addr) = (orders.clone(), next.clone(), addr.clone());
+            tokio::task::spawn_local(async move {
+                let mut latencies = Vec::new();
+                let mut errors = Vec::new();
+                loop {
+                    let n = next.get();
+                    if n >= orders.len() {
+                        break;
+                    }
+                    next.set(n + 1);
+                    match send(&mut connection, &orders[n], &addr).await {
+                        Ok(latency) => latencies.push(latency),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let results = futures::future::join_all(tasks).await;
     let elapsed = start.elapsed();
-    let (latencies, errors) =
-        results
-            .into_iter()
-            .fold((Vec::new(), Vec::new()), |(mut l, mut e), (l2, e2)| {
-                l.extend(l2);
-                e.extend(e2);
-                (l, e)
-            });
+    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+    for result in results {
+        let (l, e) = result.unwrap();
+        latencies.extend(l);
+        errors.extend(e);
+    }
     IntakeReport {
         latencies,
         errors,
         elapsed,
     }
+}
+
+type HttpConnection = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+async fn connect(addr: &str) -> HttpConnection {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::task::spawn_local(connection);
+    sender
+}
+
+async fn send(
+    connection: &mut HttpConnection,
+    order: &Order,
+    addr: &str,
+) -> Result<Duration, String> {
+    use http_body_util::BodyExt;
+    let start = Instant::now();
+    if connection.ready().await.is_err() {
+        // The server closed it: open another, as a client's pool would.
+        *connection = connect(addr).await;
+    }
+    let response = connection
+        .send_request(order.request(addr))
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let elapsed = start.elapsed();
+    check_answer(status, &body).map(|()| elapsed)
 }
 
 /// A sale opens: `orders` orders for 10 courses at 64 connections; the time

@@ -1,13 +1,15 @@
 //! Group commit: concurrent requests are written by a few writer tasks, each
 //! taking every request waiting at that moment into one transaction. One
 //! durable commit then answers many requests, and none is answered before the
-//! commit that holds it.
+//! commit that holds it. On an SQLite file the writer is a thread with a
+//! connection of its own, which runs each batch without a round trip per
+//! statement.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::sql::{IntakeWrite, SqlStore, Written};
+use super::sql::{EmbeddedWriter, IntakeWrite, SqlStore, Written};
 use super::{Dialect, StoreError};
 
 /// The most requests in one transaction.
@@ -32,7 +34,26 @@ impl IntakeWriter {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         let writers = match db.dialect() {
-            Dialect::Sqlite => 1,
+            Dialect::Sqlite => match db.embedded_writer() {
+                Ok(Some(embedded)) => {
+                    std::thread::Builder::new()
+                        .name("intake-writer".into())
+                        .spawn(move || {
+                            tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .expect("a runtime for the intake writer")
+                                .block_on(write_batches(embedded, jobs, work_available))
+                        })
+                        .expect("the intake writer's thread starts");
+                    return IntakeWriter { queue };
+                }
+                Ok(None) => 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the intake writer could not open a connection of its own; it shares the pool's");
+                    1
+                }
+            },
             Dialect::Postgres | Dialect::MySql => 4,
         };
         for _ in 0..writers {
@@ -58,8 +79,34 @@ impl IntakeWriter {
     }
 }
 
+/// Commits a batch of requests in one transaction.
+trait Commit {
+    async fn commit(
+        &mut self,
+        writes: &[IntakeWrite],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError>;
+}
+
+impl Commit for SqlStore {
+    async fn commit(
+        &mut self,
+        writes: &[IntakeWrite],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        self.write_intake(writes).await
+    }
+}
+
+impl Commit for EmbeddedWriter {
+    async fn commit(
+        &mut self,
+        writes: &[IntakeWrite],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        self.write_intake(writes).await
+    }
+}
+
 async fn write_batches(
-    db: SqlStore,
+    mut db: impl Commit,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     work_available: Arc<Notify>,
 ) {
@@ -80,7 +127,7 @@ async fn write_batches(
         };
         let (writes, answers): (Vec<IntakeWrite>, Vec<_>) =
             batch.into_iter().map(|job| (job.write, job.done)).unzip();
-        match db.write_intake(&writes).await {
+        match db.commit(&writes).await {
             Ok(results) => {
                 if results.iter().any(|r| matches!(r, Ok(w) if w.new_work)) {
                     work_available.notify_waiters();

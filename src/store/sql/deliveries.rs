@@ -1,11 +1,17 @@
 //! Intake: a request and everything its verdict implies, in one transaction.
+//!
+//! What a delivery changes is decided once, here, over [`IntakeTx`]: the few
+//! statements intake runs. `SqlStore` runs them through sqlx on every
+//! database; on an SQLite file, [`super::embedded`] runs them on the intake
+//! writer's own connection, a whole batch in one go.
 
 use sqlx::{Executor, Row};
 
-use super::{clip, flag, opt_text, parse, sources_of, text, transaction, SqlStore, Tx};
+use super::{clip, flag, opt_text, parse, sources_of, text, SqlStore, Tx};
 use crate::domain::{Acceptance, Delivery, EnrollmentState, Order, OrderState};
 use crate::shops::Verified;
-use crate::store::intake::{self, IntakePolicy, ItemChange, StoredItem};
+use crate::store::dialect::Dialect;
+use crate::store::intake::{self, IntakePolicy, ItemChange, ItemFields, StoredItem};
 use crate::store::{RequestRecord, StoreError};
 
 /// One request to store, with what its verdict implies.
@@ -37,6 +43,455 @@ pub(in crate::store) struct Written {
     pub new_work: bool,
 }
 
+/// An order's columns as intake writes them, cut to their sizes.
+pub(super) struct OrderRow<'a> {
+    pub platform: &'a str,
+    pub shop: &'a str,
+    pub external_id: &'a str,
+    pub number: &'a str,
+    pub buyer_email: Option<&'a str>,
+    pub paid: bool,
+    pub cancelled: bool,
+}
+
+impl<'a> OrderRow<'a> {
+    fn new(platform: &'a str, shop: &'a str, order: &'a Order, flags: (bool, bool)) -> Self {
+        OrderRow {
+            platform,
+            shop,
+            external_id: clip(&order.id, 191),
+            number: clip(&order.number, 191),
+            buyer_email: order.buyer_email.as_deref().map(|e| clip(e, 320)),
+            paid: flags.0,
+            cancelled: flags.1,
+        }
+    }
+}
+
+/// An enrollment's intake columns, cut to their sizes.
+pub(super) struct ItemRow<'a> {
+    pub sku: &'a str,
+    pub course_key: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub action: &'static str,
+    pub state: EnrollmentState,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> ItemRow<'a> {
+    fn new(f: &'a ItemFields) -> Self {
+        ItemRow {
+            sku: clip(&f.sku, 512),
+            course_key: f.course_key.as_deref(),
+            email: f.email.as_deref(),
+            action: f.action.as_str(),
+            state: f.state,
+            reason: f.reason.as_deref().map(|r| clip(r, 2000)),
+        }
+    }
+}
+
+/// A request's row, cut to its column sizes.
+pub(super) struct RequestRow<'a> {
+    pub platform: &'static str,
+    pub method: &'a str,
+    pub endpoint: &'a str,
+    pub source_ip: Option<&'a str>,
+    pub headers: String,
+    pub body: &'a [u8],
+    pub body_size: i64,
+    pub body_truncated: bool,
+    pub http_status: u16,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub shop: Option<&'a str>,
+    pub topic: Option<&'a str>,
+    pub webhook_id: Option<&'a str>,
+    pub order_id: Option<i64>,
+}
+
+impl<'a> RequestRow<'a> {
+    fn new(
+        request: &'a RequestRecord,
+        verified: Option<&'a Verified>,
+        http_status: u16,
+        outcome: &'a str,
+        reason: Option<&'a str>,
+        order_id: Option<i64>,
+    ) -> Self {
+        let shop = verified
+            .map(|v| v.shop.as_str())
+            .or(request.envelope.shop.as_deref());
+        let topic = verified
+            .map(|v| v.topic.as_str())
+            .or(request.envelope.topic.as_deref());
+        RequestRow {
+            platform: request.platform.as_str(),
+            method: clip(&request.method, 16),
+            endpoint: clip(&request.endpoint, 255),
+            source_ip: request.source_ip.as_deref().map(|s| clip(s, 64)),
+            headers: serde_json::to_string(&request.headers).unwrap_or_else(|_| "[]".into()),
+            body: &request.body,
+            body_size: request.body_size as i64,
+            body_truncated: request.body_truncated,
+            http_status,
+            outcome,
+            reason: reason.map(|r| clip(r, 2000)),
+            shop: shop.map(|s| clip(s, 255)),
+            topic: topic.map(|s| clip(s, 255)),
+            webhook_id: request.envelope.webhook_id.as_deref().map(|s| clip(s, 255)),
+            order_id,
+        }
+    }
+}
+
+/// The statements of intake, spelled for one database (`?` placeholders).
+pub(super) mod statements {
+    use crate::store::dialect::Dialect;
+
+    pub const ACCEPTED_WEBHOOK: &str =
+        "SELECT order_id FROM requests WHERE platform = ? AND shop = ? AND webhook_id = ? \
+         AND outcome IN ('accepted', 'awaiting_payment') LIMIT 1";
+
+    /// Returns the new row's id where the database can (not MySQL).
+    pub fn insert_order(dialect: Dialect) -> String {
+        let insert = dialect.insert_or_ignore(
+            "INTO orders (platform, shop, external_id, number, buyer_email, paid, cancelled, state, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        returning_id(dialect, insert)
+    }
+
+    pub fn lock_order(dialect: Dialect) -> String {
+        format!(
+            "SELECT id, paid, cancelled FROM orders WHERE platform = ? AND shop = ? AND external_id = ?{}",
+            dialect.for_update()
+        )
+    }
+
+    /// Changes the row only when something differs (its count says which).
+    pub fn update_order(dialect: Dialect) -> String {
+        format!(
+            "UPDATE orders SET number = ?, buyer_email = ?, paid = ?, cancelled = ?, updated_at = ? \
+             WHERE id = ? AND NOT (number = ? AND buyer_email {eq} ? AND paid = ? AND cancelled = ?)",
+            eq = dialect.null_safe_eq()
+        )
+    }
+
+    pub const LOAD_ITEMS: &str =
+        "SELECT id, line_item_id, sku, course_key, email, action, state, before_enrollment \
+         FROM enrollments WHERE order_id = ?";
+
+    pub const INSERT_ITEM: &str =
+        "INSERT INTO enrollments (sku, course_key, email, action, state, reason, due_at, updated_at, \
+         created_at, order_id, line_item_id, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)";
+
+    /// Fresh attempts, and any claim's result is no longer written. `sources`
+    /// are the states the row may be in (see `sources_of`).
+    pub fn update_item(sources: &str) -> String {
+        format!(
+            "UPDATE enrollments SET sku = ?, course_key = ?, email = ?, action = ?, state = ?, reason = ?, \
+             due_at = ?, updated_at = ?, attempts = 0, claim_token = NULL, lease_until = NULL \
+             WHERE id = ? AND state IN ({sources})"
+        )
+    }
+
+    pub fn insert_request(dialect: Dialect) -> String {
+        returning_id(
+            dialect,
+            "INSERT INTO requests (received_at, platform, method, endpoint, source_ip, headers, body, body_size, \
+             body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                .to_owned(),
+        )
+    }
+
+    pub fn order_cancelled(dialect: Dialect) -> String {
+        format!(
+            "SELECT cancelled FROM orders WHERE id = ?{}",
+            dialect.for_update()
+        )
+    }
+
+    pub const ITEM_STATES: &str = "SELECT state FROM enrollments WHERE order_id = ?";
+
+    pub const SET_ORDER_STATE: &str = "UPDATE orders SET state = ?, updated_at = ? WHERE id = ?";
+
+    fn returning_id(dialect: Dialect, insert: String) -> String {
+        match dialect {
+            Dialect::Postgres | Dialect::Sqlite => format!("{insert} RETURNING id"),
+            Dialect::MySql => insert,
+        }
+    }
+}
+
+/// The statements intake runs inside its transaction.
+pub(super) trait IntakeTx {
+    /// Runs `SAVEPOINT`, `RELEASE SAVEPOINT` or `ROLLBACK TO SAVEPOINT`.
+    async fn savepoint(&mut self, statement: &'static str) -> Result<(), StoreError>;
+    /// Whether this error undid the whole transaction (a deadlock).
+    fn undid_transaction(&self, error: &StoreError) -> bool;
+    /// `Some(order id)` when a delivery with this webhook id was taken before.
+    async fn accepted_webhook(
+        &mut self,
+        platform: &str,
+        shop: &str,
+        webhook_id: &str,
+    ) -> Result<Option<Option<i64>>, StoreError>;
+    /// Inserts the order unless it exists; its id when this call created it.
+    async fn create_order(
+        &mut self,
+        now: i64,
+        row: &OrderRow<'_>,
+        state: OrderState,
+    ) -> Result<Option<i64>, StoreError>;
+    /// The order's id, paid and cancelled flags, locked for this transaction.
+    async fn lock_order(
+        &mut self,
+        platform: &str,
+        shop: &str,
+        external_id: &str,
+    ) -> Result<Option<(i64, bool, bool)>, StoreError>;
+    /// Writes the order's columns; whether anything changed.
+    async fn update_order(
+        &mut self,
+        now: i64,
+        id: i64,
+        row: &OrderRow<'_>,
+    ) -> Result<bool, StoreError>;
+    async fn load_items(&mut self, order_id: i64) -> Result<Vec<StoredItem>, StoreError>;
+    async fn insert_item(
+        &mut self,
+        now: i64,
+        order_id: i64,
+        line_item_id: &str,
+        row: &ItemRow<'_>,
+    ) -> Result<(), StoreError>;
+    async fn update_item(&mut self, now: i64, id: i64, row: &ItemRow<'_>)
+        -> Result<(), StoreError>;
+    /// Recomputes an order's state from its items.
+    async fn update_order_state(&mut self, now: i64, order_id: i64) -> Result<(), StoreError>;
+    async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError>;
+}
+
+/// Stores many requests in the caller's transaction, each under a savepoint:
+/// one that fails leaves its neighbours stored.
+pub(super) async fn write_batch<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    writes: &[IntakeWrite],
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        tx.savepoint("SAVEPOINT delivery").await?;
+        match write_one(tx, now, write).await {
+            Ok(written) => {
+                tx.savepoint("RELEASE SAVEPOINT delivery").await?;
+                results.push(Ok(written));
+            }
+            // A deadlock undoes the whole transaction: run the batch again.
+            Err(e) if tx.undid_transaction(&e) => return Err(e),
+            Err(e) => {
+                tx.savepoint("ROLLBACK TO SAVEPOINT delivery").await?;
+                results.push(Err(e));
+            }
+        }
+    }
+    Ok(results)
+}
+
+async fn write_one<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    write: &IntakeWrite,
+) -> Result<Written, StoreError> {
+    match write {
+        IntakeWrite::Record {
+            request,
+            http_status,
+            outcome,
+            reason,
+        } => {
+            let row = RequestRow::new(
+                request,
+                None,
+                *http_status,
+                outcome,
+                reason.as_deref(),
+                None,
+            );
+            Ok(Written {
+                request_id: tx.insert_request(now, &row).await?,
+                acceptance: None,
+                order_id: None,
+                new_work: false,
+            })
+        }
+        IntakeWrite::Accept {
+            request,
+            verified,
+            policy,
+        } => take_delivery(tx, now, request, verified, *policy).await,
+    }
+}
+
+async fn take_delivery<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    request: &RequestRecord,
+    verified: &Verified,
+    policy: IntakePolicy,
+) -> Result<Written, StoreError> {
+    let platform = request.platform.as_str();
+    let shop = clip(&verified.shop, 255);
+
+    if let Some(webhook_id) = &verified.webhook_id {
+        if let Some(order_id) = tx
+            .accepted_webhook(platform, shop, clip(webhook_id, 255))
+            .await?
+        {
+            let reason = format!("webhook {webhook_id} was accepted before");
+            let row = RequestRow::new(
+                request,
+                Some(verified),
+                200,
+                "duplicate",
+                Some(&reason),
+                order_id,
+            );
+            return Ok(Written {
+                request_id: tx.insert_request(now, &row).await?,
+                acceptance: Some(Acceptance::Duplicate),
+                order_id,
+                new_work: false,
+            });
+        }
+    }
+
+    let (acceptance, order_id, reason, new_work) = match &verified.delivery {
+        Delivery::Ignored { topic } => (
+            Acceptance::Ignored,
+            None,
+            Some(format!("topic {topic} needs nothing from us")),
+            false,
+        ),
+        Delivery::Refund {
+            order_id,
+            line_items,
+        } => match tx.lock_order(platform, shop, clip(order_id, 191)).await? {
+            None => (
+                Acceptance::Ignored,
+                None,
+                Some(format!(
+                    "refund for order {order_id}, which we never received"
+                )),
+                false,
+            ),
+            Some((id, _, _)) => {
+                let stored = tx.load_items(id).await?;
+                let changes = intake::plan_refund(&stored, line_items, policy);
+                let new_work = apply_changes(tx, now, id, &changes).await?;
+                tx.update_order_state(now, id).await?;
+                let acceptance = if changes.is_empty() {
+                    Acceptance::Duplicate
+                } else {
+                    Acceptance::Accepted
+                };
+                (acceptance, Some(id), None, new_work)
+            }
+        },
+        Delivery::Order(order) => {
+            let (id, acceptance, new_work) =
+                take_order(tx, now, platform, shop, order, policy).await?;
+            (acceptance, Some(id), None, new_work)
+        }
+    };
+    let row = RequestRow::new(
+        request,
+        Some(verified),
+        200,
+        acceptance.as_str(),
+        reason.as_deref(),
+        order_id,
+    );
+    Ok(Written {
+        request_id: tx.insert_request(now, &row).await?,
+        acceptance: Some(acceptance),
+        order_id,
+        new_work,
+    })
+}
+
+/// Records or updates an order and its items; says whether it brought anything new.
+async fn take_order<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    platform: &str,
+    shop: &str,
+    order: &Order,
+    policy: IntakePolicy,
+) -> Result<(i64, Acceptance, bool), StoreError> {
+    // A new order is written whole: its row (with the state its items give
+    // it), its items. Whichever process receives deliveries of one order,
+    // the row's unique key lets one create it; the others find and lock it.
+    let (paid, cancelled) = intake::merged_flags(None, order);
+    let changes = intake::plan_order(&[], order, paid, cancelled, policy);
+    let planned: Vec<_> = changes.iter().map(|c| c.fields().state).collect();
+    let state = OrderState::derive(cancelled, &planned);
+    let row = OrderRow::new(platform, shop, order, (paid, cancelled));
+    if let Some(id) = tx.create_order(now, &row, state).await? {
+        let new_work = apply_changes(tx, now, id, &changes).await?;
+        let acceptance = if policy.require_payment && !paid && !cancelled {
+            Acceptance::AwaitingPayment
+        } else {
+            Acceptance::Accepted
+        };
+        return Ok((id, acceptance, new_work));
+    }
+
+    let (id, old_paid, old_cancelled) = tx
+        .lock_order(platform, shop, row.external_id)
+        .await?
+        .ok_or_else(|| StoreError::Invalid("the order row vanished".into()))?;
+    let (paid, cancelled) = intake::merged_flags(Some((old_paid, old_cancelled)), order);
+    let row = OrderRow::new(platform, shop, order, (paid, cancelled));
+    let changed = tx.update_order(now, id, &row).await?;
+    let stored = tx.load_items(id).await?;
+    let changes = intake::plan_order(&stored, order, paid, cancelled, policy);
+    let new_work = apply_changes(tx, now, id, &changes).await?;
+    tx.update_order_state(now, id).await?;
+    let acceptance = if changes.is_empty() && !changed {
+        Acceptance::Duplicate
+    } else if policy.require_payment && !paid && !cancelled {
+        Acceptance::AwaitingPayment
+    } else {
+        Acceptance::Accepted
+    };
+    Ok((id, acceptance, new_work))
+}
+
+/// Applies intake's changes; true when any item became due work.
+async fn apply_changes<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    order_id: i64,
+    changes: &[ItemChange],
+) -> Result<bool, StoreError> {
+    let mut new_work = false;
+    for change in changes {
+        let row = ItemRow::new(change.fields());
+        new_work |= row.state == EnrollmentState::Pending;
+        match change {
+            ItemChange::Insert { line_item_id, .. } => {
+                tx.insert_item(now, order_id, clip(line_item_id, 191), &row)
+                    .await?
+            }
+            ItemChange::Update { id, .. } => tx.update_item(now, *id, &row).await?,
+        }
+    }
+    Ok(new_work)
+}
+
 impl SqlStore {
     /// Stores many requests in one transaction (one durable commit for all),
     /// each under a savepoint: one that fails leaves its neighbours stored.
@@ -44,308 +499,120 @@ impl SqlStore {
         &self,
         writes: &[IntakeWrite],
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        transaction!(self, |tx, now| {
-            let mut results = Vec::with_capacity(writes.len());
-            for write in writes {
-                tx.execute("SAVEPOINT delivery").await?;
-                match self.write_one(&mut tx, now, write).await {
-                    Ok(written) => {
-                        tx.execute("RELEASE SAVEPOINT delivery").await?;
-                        results.push(Ok(written));
-                    }
-                    // A deadlock undoes the whole transaction: run the batch again.
-                    Err(StoreError::Database(e)) if self.dialect.is_conflict(&e) => {
-                        return Err(StoreError::Database(e))
-                    }
-                    Err(e) => {
-                        tx.execute("ROLLBACK TO SAVEPOINT delivery").await?;
-                        results.push(Err(e));
-                    }
-                }
-            }
-            results
-        })
-    }
-
-    async fn write_one(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        write: &IntakeWrite,
-    ) -> Result<Written, StoreError> {
-        match write {
-            IntakeWrite::Record {
-                request,
-                http_status,
-                outcome,
-                reason,
-            } => {
-                let request_id = self
-                    .insert_request(
-                        tx,
-                        now,
-                        request,
-                        None,
-                        *http_status,
-                        outcome,
-                        reason.as_deref(),
-                        None,
-                    )
-                    .await?;
-                Ok(Written {
-                    request_id,
-                    acceptance: None,
-                    order_id: None,
-                    new_work: false,
-                })
-            }
-            IntakeWrite::Accept {
-                request,
-                verified,
-                policy,
-            } => {
-                self.take_delivery(tx, now, request, verified, *policy)
-                    .await
-            }
-        }
-    }
-
-    async fn take_delivery(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        request: &RequestRecord,
-        verified: &Verified,
-        policy: IntakePolicy,
-    ) -> Result<Written, StoreError> {
-        let platform = request.platform.as_str();
-        let shop = clip(&verified.shop, 255);
-
-        if let Some(webhook_id) = &verified.webhook_id {
-            let seen = sqlx::query(self.sql(
-                "SELECT order_id FROM requests WHERE platform = ? AND shop = ? AND webhook_id = ? \
-                 AND outcome IN ('accepted', 'awaiting_payment') LIMIT 1",
-            ))
-            .bind(platform)
-            .bind(shop)
-            .bind(clip(webhook_id, 255))
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(row) = seen {
-                let order_id: Option<i64> = row.try_get("order_id")?;
-                let reason = format!("webhook {webhook_id} was accepted before");
-                let request_id = self
-                    .insert_request(
-                        tx,
-                        now,
-                        request,
-                        Some(verified),
-                        200,
-                        "duplicate",
-                        Some(&reason),
-                        order_id,
-                    )
-                    .await?;
-                return Ok(Written {
-                    request_id,
-                    acceptance: Some(Acceptance::Duplicate),
-                    order_id,
-                    new_work: false,
-                });
-            }
-        }
-
-        let (acceptance, order_id, reason, new_work) = match &verified.delivery {
-            Delivery::Ignored { topic } => (
-                Acceptance::Ignored,
-                None,
-                Some(format!("topic {topic} needs nothing from us")),
-                false,
-            ),
-            Delivery::Refund {
-                order_id,
-                line_items,
-            } => match self.lock_order(tx, platform, shop, order_id).await? {
-                None => (
-                    Acceptance::Ignored,
-                    None,
-                    Some(format!(
-                        "refund for order {order_id}, which we never received"
-                    )),
-                    false,
-                ),
-                Some((id, _, _)) => {
-                    let stored = self.load_items(tx, id).await?;
-                    let changes = intake::plan_refund(&stored, line_items, policy);
-                    let new_work = self.apply_changes(tx, now, id, &changes).await?;
-                    self.update_order_state(tx, id, now).await?;
-                    let acceptance = if changes.is_empty() {
-                        Acceptance::Duplicate
-                    } else {
-                        Acceptance::Accepted
-                    };
-                    (acceptance, Some(id), None, new_work)
-                }
-            },
-            Delivery::Order(order) => {
-                let (id, acceptance, new_work) = self
-                    .take_order(tx, now, platform, shop, order, policy)
-                    .await?;
-                (acceptance, Some(id), None, new_work)
-            }
-        };
-        let request_id = self
-            .insert_request(
-                tx,
+        super::transaction!(self, |tx, now| {
+            write_batch(
+                &mut SqlxIntake {
+                    db: self,
+                    tx: &mut tx,
+                },
                 now,
-                request,
-                Some(verified),
-                200,
-                acceptance.as_str(),
-                reason.as_deref(),
-                order_id,
+                writes,
             )
-            .await?;
-        Ok(Written {
-            request_id,
-            acceptance: Some(acceptance),
-            order_id,
-            new_work,
+            .await?
         })
     }
+}
 
-    /// Records or updates an order and its items; says whether it brought anything new.
-    async fn take_order(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        platform: &str,
-        shop: &str,
-        order: &Order,
-        policy: IntakePolicy,
-    ) -> Result<(i64, Acceptance, bool), StoreError> {
-        // A new order is written whole: its row (with the state its items give
-        // it), its items. Whichever process receives deliveries of one order,
-        // the row's unique key lets one create it; the others find and lock it.
-        let (paid, cancelled) = intake::merged_flags(None, order);
-        let changes = intake::plan_order(&[], order, paid, cancelled, policy);
-        let planned: Vec<_> = changes.iter().map(|c| c.fields().state).collect();
-        let state = OrderState::derive(cancelled, &planned);
-        if let Some(id) = self
-            .create_order(tx, now, platform, shop, order, paid, cancelled, state)
-            .await?
-        {
-            let new_work = self.apply_changes(tx, now, id, &changes).await?;
-            let acceptance = if policy.require_payment && !paid && !cancelled {
-                Acceptance::AwaitingPayment
-            } else {
-                Acceptance::Accepted
-            };
-            return Ok((id, acceptance, new_work));
-        }
+/// Intake's statements through sqlx, on any of the three databases.
+struct SqlxIntake<'a> {
+    db: &'a SqlStore,
+    tx: &'a mut Tx,
+}
 
-        let (id, old_paid, old_cancelled) =
-            self.lock_order(tx, platform, shop, &order.id)
-                .await?
-                .ok_or_else(|| StoreError::Invalid("the order row vanished".into()))?;
-        let (paid, cancelled) = intake::merged_flags(Some((old_paid, old_cancelled)), order);
-        let changed = sqlx::query(self.sql(&format!(
-            "UPDATE orders SET number = ?, buyer_email = ?, paid = ?, cancelled = ?, updated_at = ? \
-             WHERE id = ? AND NOT (number = ? AND buyer_email {eq} ? AND paid = ? AND cancelled = ?)",
-            eq = self.dialect.null_safe_eq()
-        )))
-        .bind(clip(&order.number, 191))
-        .bind(order.buyer_email.as_deref().map(|e| clip(e, 320)))
-        .bind(i64::from(paid))
-        .bind(i64::from(cancelled))
-        .bind(now)
-        .bind(id)
-        .bind(clip(&order.number, 191))
-        .bind(order.buyer_email.as_deref().map(|e| clip(e, 320)))
-        .bind(i64::from(paid))
-        .bind(i64::from(cancelled))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            > 0;
-        let stored = self.load_items(tx, id).await?;
-        let changes = intake::plan_order(&stored, order, paid, cancelled, policy);
-        let new_work = self.apply_changes(tx, now, id, &changes).await?;
-        self.update_order_state(tx, id, now).await?;
-        let acceptance = if changes.is_empty() && !changed {
-            Acceptance::Duplicate
-        } else if policy.require_payment && !paid && !cancelled {
-            Acceptance::AwaitingPayment
-        } else {
-            Acceptance::Accepted
-        };
-        Ok((id, acceptance, new_work))
+impl SqlxIntake<'_> {
+    fn dialect(&self) -> Dialect {
+        self.db.dialect
+    }
+}
+
+impl IntakeTx for SqlxIntake<'_> {
+    async fn savepoint(&mut self, statement: &'static str) -> Result<(), StoreError> {
+        self.tx.execute(statement).await?;
+        Ok(())
     }
 
-    /// Inserts the order unless it exists; its id when this call created it.
-    #[allow(clippy::too_many_arguments)]
-    async fn create_order(
-        &self,
-        tx: &mut Tx,
-        now: i64,
+    fn undid_transaction(&self, error: &StoreError) -> bool {
+        matches!(error, StoreError::Database(e) if self.dialect().is_conflict(e))
+    }
+
+    async fn accepted_webhook(
+        &mut self,
         platform: &str,
         shop: &str,
-        order: &Order,
-        paid: bool,
-        cancelled: bool,
+        webhook_id: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        let row = sqlx::query(self.db.sql(statements::ACCEPTED_WEBHOOK))
+            .bind(platform.to_owned())
+            .bind(shop.to_owned())
+            .bind(webhook_id.to_owned())
+            .fetch_optional(&mut **self.tx)
+            .await?;
+        Ok(row.map(|r| r.try_get("order_id")).transpose()?)
+    }
+
+    async fn create_order(
+        &mut self,
+        now: i64,
+        row: &OrderRow<'_>,
         state: OrderState,
     ) -> Result<Option<i64>, StoreError> {
-        let insert = self.dialect.insert_or_ignore(
-            "INTO orders (platform, shop, external_id, number, buyer_email, paid, cancelled, state, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        let query = sqlx::query(self.insert_sql(&insert))
-            .bind(platform.to_owned())
-            .bind(clip(shop, 255).to_owned())
-            .bind(clip(&order.id, 191).to_owned())
-            .bind(clip(&order.number, 191).to_owned())
-            .bind(
-                order
-                    .buyer_email
-                    .as_deref()
-                    .map(|e| clip(e, 320).to_owned()),
-            )
-            .bind(i64::from(paid))
-            .bind(i64::from(cancelled))
+        let query = sqlx::query(self.db.sql(&statements::insert_order(self.dialect())))
+            .bind(row.platform.to_owned())
+            .bind(row.shop.to_owned())
+            .bind(row.external_id.to_owned())
+            .bind(row.number.to_owned())
+            .bind(row.buyer_email.map(str::to_owned))
+            .bind(i64::from(row.paid))
+            .bind(i64::from(row.cancelled))
             .bind(state.as_str())
             .bind(now)
             .bind(now);
-        self.insert_if_new(tx, query).await
+        self.db.insert_if_new(self.tx, query).await
     }
 
-    /// The order's id, paid and cancelled flags, locked for this transaction.
     async fn lock_order(
-        &self,
-        tx: &mut Tx,
+        &mut self,
         platform: &str,
         shop: &str,
         external_id: &str,
     ) -> Result<Option<(i64, bool, bool)>, StoreError> {
-        let row = sqlx::query(self.sql(&format!(
-            "SELECT id, paid, cancelled FROM orders WHERE platform = ? AND shop = ? AND external_id = ?{}",
-            self.dialect.for_update()
-        )))
-        .bind(platform)
-        .bind(shop)
-        .bind(clip(external_id, 191))
-        .fetch_optional(&mut **tx)
-        .await?;
+        let row = sqlx::query(self.db.sql(&statements::lock_order(self.dialect())))
+            .bind(platform.to_owned())
+            .bind(shop.to_owned())
+            .bind(external_id.to_owned())
+            .fetch_optional(&mut **self.tx)
+            .await?;
         row.map(|r| Ok((r.try_get("id")?, flag(&r, "paid")?, flag(&r, "cancelled")?)))
             .transpose()
     }
 
-    async fn load_items(&self, tx: &mut Tx, order_id: i64) -> Result<Vec<StoredItem>, StoreError> {
-        let rows = sqlx::query(self.sql(
-            "SELECT id, line_item_id, sku, course_key, email, action, state, before_enrollment FROM enrollments WHERE order_id = ?",
-        ))
-        .bind(order_id)
-        .fetch_all(&mut **tx)
-        .await?;
+    async fn update_order(
+        &mut self,
+        now: i64,
+        id: i64,
+        row: &OrderRow<'_>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(self.db.sql(&statements::update_order(self.dialect())))
+            .bind(row.number.to_owned())
+            .bind(row.buyer_email.map(str::to_owned))
+            .bind(i64::from(row.paid))
+            .bind(i64::from(row.cancelled))
+            .bind(now)
+            .bind(id)
+            .bind(row.number.to_owned())
+            .bind(row.buyer_email.map(str::to_owned))
+            .bind(i64::from(row.paid))
+            .bind(i64::from(row.cancelled))
+            .execute(&mut **self.tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn load_items(&mut self, order_id: i64) -> Result<Vec<StoredItem>, StoreError> {
+        let rows = sqlx::query(self.db.sql(statements::LOAD_ITEMS))
+            .bind(order_id)
+            .fetch_all(&mut **self.tx)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(StoredItem {
@@ -364,100 +631,76 @@ impl SqlStore {
             .collect()
     }
 
-    /// Applies intake's changes; true when any item became due work.
-    async fn apply_changes(
-        &self,
-        tx: &mut Tx,
+    async fn insert_item(
+        &mut self,
         now: i64,
         order_id: i64,
-        changes: &[ItemChange],
-    ) -> Result<bool, StoreError> {
-        let mut new_work = false;
-        for change in changes {
-            let f = change.fields();
-            new_work |= f.state == EnrollmentState::Pending;
-            let reason = f.reason.as_deref().map(|r| clip(r, 2000));
-            // The intake columns, bound alike for a new row and an update.
-            let with_fields = |sql: &'static str| {
-                sqlx::query(sql)
-                    .bind(clip(&f.sku, 512).to_owned())
-                    .bind(f.course_key.clone())
-                    .bind(f.email.clone())
-                    .bind(f.action.as_str())
-                    .bind(f.state.as_str())
-                    .bind(reason.map(str::to_owned))
-                    .bind(now)
-                    .bind(now)
-            };
-            match change {
-                ItemChange::Insert { line_item_id, .. } => {
-                    with_fields(self.sql(
-                        "INSERT INTO enrollments (sku, course_key, email, action, state, reason, due_at, updated_at, \
-                         created_at, order_id, line_item_id, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                    ))
-                    .bind(now)
-                    .bind(order_id)
-                    .bind(clip(line_item_id, 191).to_owned())
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                ItemChange::Update { id, fields } => {
-                    // Fresh attempts, and any claim's result is no longer written.
-                    with_fields(self.sql(&format!(
-                        "UPDATE enrollments SET sku = ?, course_key = ?, email = ?, action = ?, state = ?, reason = ?, \
-                         due_at = ?, updated_at = ?, attempts = 0, claim_token = NULL, lease_until = NULL \
-                         WHERE id = ? AND state IN ({})",
-                        sources_of(fields.state)
-                    )))
-                    .bind(*id)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-            }
-        }
-        Ok(new_work)
+        line_item_id: &str,
+        row: &ItemRow<'_>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(self.db.sql(statements::INSERT_ITEM))
+            .bind(row.sku.to_owned())
+            .bind(row.course_key.map(str::to_owned))
+            .bind(row.email.map(str::to_owned))
+            .bind(row.action)
+            .bind(row.state.as_str())
+            .bind(row.reason.map(str::to_owned))
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(order_id)
+            .bind(line_item_id.to_owned())
+            .execute(&mut **self.tx)
+            .await?;
+        Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn insert_request(
-        &self,
-        tx: &mut Tx,
+    async fn update_item(
+        &mut self,
         now: i64,
-        request: &RequestRecord,
-        verified: Option<&Verified>,
-        http_status: u16,
-        outcome: &str,
-        reason: Option<&str>,
-        order_id: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        let headers = serde_json::to_string(&request.headers).unwrap_or_else(|_| "[]".into());
-        let shop = verified
-            .map(|v| v.shop.as_str())
-            .or(request.envelope.shop.as_deref());
-        let topic = verified
-            .map(|v| v.topic.as_str())
-            .or(request.envelope.topic.as_deref());
-        let query = sqlx::query(self.insert_sql(
-            "INSERT INTO requests (received_at, platform, method, endpoint, source_ip, headers, body, body_size, \
-             body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
+        id: i64,
+        row: &ItemRow<'_>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            self.db
+                .sql(&statements::update_item(&sources_of(row.state))),
+        )
+        .bind(row.sku.to_owned())
+        .bind(row.course_key.map(str::to_owned))
+        .bind(row.email.map(str::to_owned))
+        .bind(row.action)
+        .bind(row.state.as_str())
+        .bind(row.reason.map(str::to_owned))
         .bind(now)
-        .bind(request.platform.as_str())
-        .bind(clip(&request.method, 16).to_owned())
-        .bind(clip(&request.endpoint, 255).to_owned())
-        .bind(request.source_ip.as_deref().map(|s| clip(s, 64).to_owned()))
-        .bind(headers)
-        .bind(request.body.clone())
-        .bind(request.body_size as i64)
-        .bind(i64::from(request.body_truncated))
-        .bind(i64::from(http_status))
-        .bind(outcome.to_owned())
-        .bind(reason.map(|r| clip(r, 2000).to_owned()))
-        .bind(shop.map(|s| clip(s, 255).to_owned()))
-        .bind(topic.map(|s| clip(s, 255).to_owned()))
-        .bind(request.envelope.webhook_id.as_deref().map(|s| clip(s, 255).to_owned()))
-        .bind(order_id);
-        self.insert(tx, query).await
+        .bind(now)
+        .bind(id)
+        .execute(&mut **self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_order_state(&mut self, now: i64, order_id: i64) -> Result<(), StoreError> {
+        self.db.update_order_state(self.tx, order_id, now).await
+    }
+
+    async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError> {
+        let query = sqlx::query(self.db.sql(&statements::insert_request(self.dialect())))
+            .bind(now)
+            .bind(row.platform)
+            .bind(row.method.to_owned())
+            .bind(row.endpoint.to_owned())
+            .bind(row.source_ip.map(str::to_owned))
+            .bind(row.headers.clone())
+            .bind(row.body.to_vec())
+            .bind(row.body_size)
+            .bind(i64::from(row.body_truncated))
+            .bind(i64::from(row.http_status))
+            .bind(row.outcome.to_owned())
+            .bind(row.reason.map(str::to_owned))
+            .bind(row.shop.map(str::to_owned))
+            .bind(row.topic.map(str::to_owned))
+            .bind(row.webhook_id.map(str::to_owned))
+            .bind(row.order_id);
+        self.db.insert(self.tx, query).await
     }
 }

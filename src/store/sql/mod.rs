@@ -4,6 +4,7 @@
 mod browse;
 mod claims;
 mod deliveries;
+mod embedded;
 mod operator;
 mod prune;
 mod waiting;
@@ -19,7 +20,9 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use super::dialect::Dialect;
 use super::StoreError;
 use crate::domain::{EnrollmentState, OrderState};
+use deliveries::statements;
 pub(super) use deliveries::{IntakeWrite, Written};
+pub(super) use embedded::EmbeddedWriter;
 
 type Tx = Transaction<'static, Any>;
 
@@ -61,6 +64,8 @@ pub(super) struct SqlStore {
     dialect: Dialect,
     writer: AnyPool,
     reader: AnyPool,
+    /// The SQLite file, when it is one.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl SqlStore {
@@ -81,6 +86,7 @@ impl SqlStore {
                     dialect,
                     writer,
                     reader,
+                    sqlite_file: embedded::database_file(&url),
                 })
             }
             Dialect::Postgres | Dialect::MySql => {
@@ -112,6 +118,7 @@ impl SqlStore {
                     dialect,
                     writer: pool.clone(),
                     reader: pool,
+                    sqlite_file: None,
                 })
             }
         }
@@ -119,6 +126,14 @@ impl SqlStore {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// A connection of its own for the intake writer, on an SQLite file.
+    pub fn embedded_writer(&self) -> Result<Option<EmbeddedWriter>, StoreError> {
+        self.sqlite_file
+            .as_deref()
+            .map(EmbeddedWriter::open)
+            .transpose()
     }
 
     /// Brings the schema up to date. Safe to run from several processes at
@@ -252,15 +267,6 @@ impl SqlStore {
         }
     }
 
-    /// `INSERT INTO ... VALUES (...)`, with `RETURNING id` where the id comes
-    /// back that way (MySQL has no `INSERT ... RETURNING`; MariaDB alone does).
-    fn insert_sql(&self, text: &str) -> &'static str {
-        match self.dialect {
-            Dialect::Postgres | Dialect::Sqlite => self.sql(&format!("{text} RETURNING id")),
-            Dialect::MySql => self.sql(text),
-        }
-    }
-
     /// Recomputes an order's state from its items.
     async fn update_order_state(
         &self,
@@ -271,14 +277,12 @@ impl SqlStore {
         // The order row is locked before its items are read: two transactions
         // finishing different items of one order would otherwise each see the
         // other's item as it was, and leave the order `processing` for good.
-        let (cancelled,): (i64,) = sqlx::query_as(self.sql(&format!(
-            "SELECT cancelled FROM orders WHERE id = ?{}",
-            self.dialect.for_update()
-        )))
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        let rows = sqlx::query(self.sql("SELECT state FROM enrollments WHERE order_id = ?"))
+        let (cancelled,): (i64,) =
+            sqlx::query_as(self.sql(&statements::order_cancelled(self.dialect)))
+                .bind(order_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        let rows = sqlx::query(self.sql(statements::ITEM_STATES))
             .bind(order_id)
             .fetch_all(&mut **tx)
             .await?;
@@ -286,7 +290,7 @@ impl SqlStore {
             .iter()
             .filter_map(|r| text(r, "state").ok()?.parse().ok())
             .collect();
-        sqlx::query(self.sql("UPDATE orders SET state = ?, updated_at = ? WHERE id = ?"))
+        sqlx::query(self.sql(statements::SET_ORDER_STATE))
             .bind(OrderState::derive(cancelled != 0, &states).as_str())
             .bind(now)
             .bind(order_id)

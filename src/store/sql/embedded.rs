@@ -1,0 +1,305 @@
+//! The intake writer's own connection to an SQLite file. Through sqlx every
+//! statement is a round trip to the connection's thread; here the writer's
+//! thread runs a whole batch of deliveries itself, between one `BEGIN
+//! IMMEDIATE` and one durable `COMMIT`. The statements and what they mean are
+//! intake's (`deliveries`); only how they are run differs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::deliveries::{
+    statements, write_batch, IntakeTx, IntakeWrite, ItemRow, OrderRow, RequestRow, Written,
+};
+use super::{parse, sources_of};
+use crate::domain::{EnrollmentState, OrderState};
+use crate::store::dialect::Dialect;
+use crate::store::intake::StoredItem;
+use crate::store::StoreError;
+
+/// How long a write waits for another writer (a worker, another process)
+/// to finish, as `busy_timeout` does for the other connections.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+/// How often a waiting write looks again: short, since writers hold the lock
+/// for milliseconds.
+const BUSY_POLL: Duration = Duration::from_micros(200);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Write(e.to_string())
+    }
+}
+
+/// A connection of its own for the intake writer.
+pub(in crate::store) struct EmbeddedWriter {
+    conn: Connection,
+}
+
+impl EmbeddedWriter {
+    /// Opens the (migrated) database file with the durability of every other
+    /// connection: WAL, `synchronous = FULL`.
+    pub fn open(path: &Path) -> Result<EmbeddedWriter, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_handler(Some(wait_for_lock))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(EmbeddedWriter { conn })
+    }
+
+    /// Stores many requests in one transaction, each under a savepoint.
+    pub async fn write_intake(
+        &mut self,
+        writes: &[IntakeWrite],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let results = write_batch(
+            &mut Statements { conn: &tx },
+            super::super::now_ms(),
+            writes,
+        )
+        .await?;
+        tx.commit()?;
+        Ok(results)
+    }
+}
+
+/// SQLite's busy handler: looks again every `BUSY_POLL` until `BUSY_WAIT`.
+fn wait_for_lock(tries: i32) -> bool {
+    let waited = BUSY_POLL * u32::try_from(tries).unwrap_or(u32::MAX);
+    if waited >= BUSY_WAIT {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
+}
+
+/// The file an `sqlite:` URL names; `None` for an in-memory database.
+pub(super) fn database_file(url: &str) -> Option<PathBuf> {
+    use std::str::FromStr;
+    if url.contains(":memory:") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
+/// Intake's statements, run at once on the writer's thread.
+struct Statements<'c> {
+    conn: &'c Connection,
+}
+
+const SQLITE: Dialect = Dialect::Sqlite;
+
+impl IntakeTx for Statements<'_> {
+    async fn savepoint(&mut self, statement: &'static str) -> Result<(), StoreError> {
+        self.conn.execute_batch(statement)?;
+        Ok(())
+    }
+
+    fn undid_transaction(&self, _: &StoreError) -> bool {
+        // The write lock is held from BEGIN IMMEDIATE: nothing else undoes it.
+        false
+    }
+
+    async fn accepted_webhook(
+        &mut self,
+        platform: &str,
+        shop: &str,
+        webhook_id: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(statements::ACCEPTED_WEBHOOK)?
+            .query_row(params![platform, shop, webhook_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    async fn create_order(
+        &mut self,
+        now: i64,
+        row: &OrderRow<'_>,
+        state: OrderState,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&statements::insert_order(SQLITE))?
+            .query_row(
+                params![
+                    row.platform,
+                    row.shop,
+                    row.external_id,
+                    row.number,
+                    row.buyer_email,
+                    row.paid,
+                    row.cancelled,
+                    state.as_str(),
+                    now,
+                    now
+                ],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    async fn lock_order(
+        &mut self,
+        platform: &str,
+        shop: &str,
+        external_id: &str,
+    ) -> Result<Option<(i64, bool, bool)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&statements::lock_order(SQLITE))?
+            .query_row(params![platform, shop, external_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?)
+    }
+
+    async fn update_order(
+        &mut self,
+        now: i64,
+        id: i64,
+        row: &OrderRow<'_>,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .prepare_cached(&statements::update_order(SQLITE))?
+            .execute(params![
+                row.number,
+                row.buyer_email,
+                row.paid,
+                row.cancelled,
+                now,
+                id,
+                row.number,
+                row.buyer_email,
+                row.paid,
+                row.cancelled
+            ])?;
+        Ok(changed > 0)
+    }
+
+    async fn load_items(&mut self, order_id: i64) -> Result<Vec<StoredItem>, StoreError> {
+        let mut statement = self.conn.prepare_cached(statements::LOAD_ITEMS)?;
+        let mut rows = statement.query(params![order_id])?;
+        let mut items = Vec::new();
+        while let Some(r) = rows.next()? {
+            items.push(StoredItem {
+                id: r.get("id")?,
+                line_item_id: r.get("line_item_id")?,
+                sku: r.get("sku")?,
+                course_key: r.get("course_key")?,
+                email: r.get("email")?,
+                action: parse(&r.get::<_, String>("action")?)?,
+                state: parse(&r.get::<_, String>("state")?)?,
+                before_enrollment: r.get("before_enrollment")?,
+            });
+        }
+        Ok(items)
+    }
+
+    async fn insert_item(
+        &mut self,
+        now: i64,
+        order_id: i64,
+        line_item_id: &str,
+        row: &ItemRow<'_>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(statements::INSERT_ITEM)?
+            .execute(params![
+                row.sku,
+                row.course_key,
+                row.email,
+                row.action,
+                row.state.as_str(),
+                row.reason,
+                now,
+                now,
+                now,
+                order_id,
+                line_item_id
+            ])?;
+        Ok(())
+    }
+
+    async fn update_item(
+        &mut self,
+        now: i64,
+        id: i64,
+        row: &ItemRow<'_>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(&statements::update_item(&sources_of(row.state)))?
+            .execute(params![
+                row.sku,
+                row.course_key,
+                row.email,
+                row.action,
+                row.state.as_str(),
+                row.reason,
+                now,
+                now,
+                id
+            ])?;
+        Ok(())
+    }
+
+    async fn update_order_state(&mut self, now: i64, order_id: i64) -> Result<(), StoreError> {
+        let cancelled: bool = self
+            .conn
+            .prepare_cached(&statements::order_cancelled(SQLITE))?
+            .query_row(params![order_id], |r| r.get(0))?;
+        let mut states = Vec::new();
+        {
+            let mut statement = self.conn.prepare_cached(statements::ITEM_STATES)?;
+            let mut rows = statement.query(params![order_id])?;
+            while let Some(r) = rows.next()? {
+                if let Ok(state) = r.get::<_, String>(0)?.parse::<EnrollmentState>() {
+                    states.push(state);
+                }
+            }
+        }
+        self.conn
+            .prepare_cached(statements::SET_ORDER_STATE)?
+            .execute(params![
+                OrderState::derive(cancelled, &states).as_str(),
+                now,
+                order_id
+            ])?;
+        Ok(())
+    }
+
+    async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&statements::insert_request(SQLITE))?
+            .query_row(
+                params![
+                    now,
+                    row.platform,
+                    row.method,
+                    row.endpoint,
+                    row.source_ip,
+                    row.headers,
+                    row.body,
+                    row.body_size,
+                    row.body_truncated,
+                    row.http_status,
+                    row.outcome,
+                    row.reason,
+                    row.shop,
+                    row.topic,
+                    row.webhook_id,
+                    row.order_id
+                ],
+                |r| r.get(0),
+            )?)
+    }
+}
