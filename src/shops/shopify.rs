@@ -131,7 +131,12 @@ fn parse_order(topic: &str, json: &Value) -> Result<Order, Rejection> {
     Ok(Order {
         id,
         number,
-        paid: json.get("financial_status").and_then(Value::as_str) == Some("paid"),
+        // A partial refund follows payment: the items not refunded stay paid
+        // (the refunded ones are in `refunds`).
+        paid: matches!(
+            json.get("financial_status").and_then(Value::as_str),
+            Some("paid" | "partially_refunded")
+        ),
         cancelled: topic == "orders/cancelled"
             || !matches!(json.get("cancelled_at"), None | Some(Value::Null)),
         buyer_email,
@@ -379,6 +384,24 @@ mod tests {
     }
 
     #[test]
+    fn paid_is_paid_or_paid_then_partly_refunded() {
+        for (status, paid) in [
+            ("pending", false),
+            ("authorized", false),
+            ("partially_paid", false),
+            ("paid", true),
+            ("partially_refunded", true),
+            ("refunded", false),
+            ("voided", false),
+            ("expired", false),
+        ] {
+            let mut order = order_json();
+            order["financial_status"] = json!(status);
+            assert_eq!(parse("orders/updated", &order).paid, paid, "{status}");
+        }
+    }
+
+    #[test]
     fn status_number_and_refunds() {
         let mut order = order_json();
         order["financial_status"] = json!("partially_refunded");
@@ -392,7 +415,7 @@ mod tests {
         )
         .unwrap();
         let parsed = parse("orders/updated", &order);
-        assert!(!parsed.paid && parsed.cancelled);
+        assert!(parsed.paid && parsed.cancelled);
         assert_eq!(parsed.number, "#1001");
         assert_eq!(parsed.refunded_items, ["13792398868586", "13792398901354"]);
 
