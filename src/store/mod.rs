@@ -637,7 +637,7 @@ impl Store {
 pub fn redacted_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("<redacted>"));
+            let _ = parsed.set_password(Some("***"));
             parsed.to_string()
         }
         Ok(_) => url.to_owned(),
@@ -662,7 +662,7 @@ mod tests {
     fn urls_are_shown_without_passwords() {
         assert_eq!(
             redacted_url("postgres://edx:s3cret@db.example/edx"),
-            "postgres://edx:%3Credacted%3E@db.example/edx"
+            "postgres://edx:***@db.example/edx"
         );
         assert_eq!(
             redacted_url("mysql://root@127.0.0.1:3306/test"),

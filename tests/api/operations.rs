@@ -90,6 +90,36 @@ async fn check_with_a_bad_setting_exits_2_before_looking_at_anything() {
     assert_eq!(lms.with(|s| s.tokens_issued), 0);
 }
 
+#[tokio::test]
+async fn check_names_why_a_database_server_cannot_be_reached_without_its_password() {
+    let lms = FakeLms::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port().await;
+    for (server, password) in [
+        (
+            format!("postgres://edx:s3cret@127.0.0.1:{port}/edx"),
+            "s3cret",
+        ),
+        (
+            format!("mysql://edx:hunter2@127.0.0.1:{port}/edx"),
+            "hunter2",
+        ),
+    ] {
+        let (code, stdout, stderr) = check(dir.path(), &service_env(&lms, &server)).await;
+
+        assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+        let database = line_about(&stdout, "database");
+        assert!(database.starts_with('✗'), "{stdout}");
+        // The server's own answer, not the pool's "timed out".
+        assert!(database.contains("Connection refused"), "{database}");
+        assert!(
+            database.contains(&format!("edx:***@127.0.0.1:{port}")),
+            "{database}"
+        );
+        assert!(!stdout.contains(password) && !stderr.contains(password));
+    }
+}
+
 /// The child's next line on stderr, which must be plain text (it goes to a pipe).
 async fn next_plain_line(lines: &mut Lines<BufReader<ChildStderr>>) -> String {
     let line = tokio::time::timeout(START_DEADLINE, lines.next_line())

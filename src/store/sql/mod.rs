@@ -95,6 +95,17 @@ impl SqlStore {
                     "mysql://",
                     1,
                 );
+                // One connection first: the pool would retry a refused or
+                // misconfigured server until its timeout and then say only
+                // that it timed out.
+                let first = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    <sqlx::AnyConnection as sqlx::Connection>::connect(&url),
+                )
+                .await
+                .map_err(|_| opened(sqlx::Error::PoolTimedOut))?
+                .map_err(opened)?;
+                let _ = sqlx::Connection::close(first).await;
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(30))
