@@ -274,15 +274,23 @@ pub(super) trait IntakeTx {
     async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError>;
 }
 
-/// Stores many requests in the caller's transaction, each under a savepoint:
-/// one that fails leaves its neighbours stored.
+/// Stores many requests in the caller's transaction. Run first with
+/// `isolate` false: no savepoints, and the first delivery that fails fails the
+/// batch. The caller then rolls back and runs it again with `isolate`, each
+/// delivery under a savepoint, so that one that fails leaves its neighbours
+/// stored. Failures are rare; savepoints cost round trips on every delivery.
 pub(super) async fn write_batch<T: IntakeTx>(
     tx: &mut T,
     now: i64,
     writes: &[IntakeWrite],
+    isolate: bool,
 ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
+        if !isolate {
+            results.push(Ok(write_one(tx, now, write).await?));
+            continue;
+        }
         tx.savepoint("SAVEPOINT delivery").await?;
         match write_one(tx, now, write).await {
             Ok(written) => {
@@ -493,22 +501,30 @@ async fn apply_changes<T: IntakeTx>(
 }
 
 impl SqlStore {
-    /// Stores many requests in one transaction (one durable commit for all),
-    /// each under a savepoint: one that fails leaves its neighbours stored.
+    /// Stores many requests in one transaction (one durable commit for all);
+    /// one that fails leaves its neighbours stored (see `write_batch`).
     pub async fn write_intake(
         &self,
         writes: &[IntakeWrite],
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        match self.write_intake_once(writes, false).await {
+            Ok(results) => Ok(results),
+            Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
+            Err(_) => self.write_intake_once(writes, true).await,
+        }
+    }
+
+    async fn write_intake_once(
+        &self,
+        writes: &[IntakeWrite],
+        isolate: bool,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         super::transaction!(self, |tx, now| {
-            write_batch(
-                &mut SqlxIntake {
-                    db: self,
-                    tx: &mut tx,
-                },
-                now,
-                writes,
-            )
-            .await?
+            let mut statements = SqlxIntake {
+                db: self,
+                tx: &mut tx,
+            };
+            write_batch(&mut statements, now, writes, isolate).await?
         })
     }
 }

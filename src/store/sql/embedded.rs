@@ -49,20 +49,29 @@ impl EmbeddedWriter {
         Ok(EmbeddedWriter { conn })
     }
 
-    /// Stores many requests in one transaction, each under a savepoint.
+    /// Stores many requests in one transaction; one that fails leaves its
+    /// neighbours stored (see `write_batch`).
     pub async fn write_intake(
         &mut self,
         writes: &[IntakeWrite],
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        match self.write_intake_once(writes, false).await {
+            Ok(results) => Ok(results),
+            Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
+            Err(_) => self.write_intake_once(writes, true).await,
+        }
+    }
+
+    async fn write_intake_once(
+        &mut self,
+        writes: &[IntakeWrite],
+        isolate: bool,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let results = write_batch(
-            &mut Statements { conn: &tx },
-            super::super::now_ms(),
-            writes,
-        )
-        .await?;
+        let now = super::super::now_ms();
+        let results = write_batch(&mut Statements { conn: &tx }, now, writes, isolate).await?;
         tx.commit()?;
         Ok(results)
     }
