@@ -315,60 +315,7 @@ impl IntakeTx for Statements<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::SqlStore;
     use super::*;
-    use crate::domain::Platform;
-    use crate::store::RequestRecord;
-
-    fn refused(endpoint: &str) -> IntakeWrite {
-        IntakeWrite::Record {
-            request: RequestRecord {
-                platform: Platform::Shopify,
-                method: "POST".into(),
-                endpoint: endpoint.into(),
-                source_ip: None,
-                headers: vec![],
-                body: b"{}".to_vec(),
-                body_size: 2,
-                body_truncated: false,
-                envelope: Default::default(),
-            },
-            http_status: 401,
-            outcome: "rejected",
-            reason: Some("no signature".into()),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_write_that_fails_leaves_its_neighbours_in_the_batch_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("intake.sqlite3").display());
-        let store = SqlStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        sqlx::query(
-            "CREATE TRIGGER refuse BEFORE INSERT ON requests WHEN NEW.endpoint = '/refused' \
-             BEGIN SELECT RAISE(FAIL, 'refused'); END",
-        )
-        .execute(&store.writer)
-        .await
-        .unwrap();
-        let batch = [refused("/a"), refused("/refused"), refused("/b")];
-
-        let mut embedded = store.embedded_writer().unwrap().expect("a file database");
-        for results in [
-            store.write_intake(&batch).await.unwrap(),
-            embedded.write_intake(&batch).await.unwrap(),
-        ] {
-            let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
-            assert_eq!(ok, [true, false, true]);
-        }
-        let stored: Vec<(String,)> = sqlx::query_as("SELECT endpoint FROM requests ORDER BY id")
-            .fetch_all(&store.reader)
-            .await
-            .unwrap();
-        let stored: Vec<&str> = stored.iter().map(|(e,)| e.as_str()).collect();
-        assert_eq!(stored, ["/a", "/b", "/a", "/b"]);
-    }
 
     #[test]
     fn only_a_file_gets_a_connection_of_its_own() {
