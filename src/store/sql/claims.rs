@@ -1,12 +1,14 @@
 //! Claims: a batch of one course's due enrollments to exactly one worker under
 //! a lease on the database's clock; the shared rate limit and LMS condition.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use sqlx::Row;
 
-use super::{clip, integers, opt_text, parse, sources_of, text, transaction, SqlStore, Tx};
+use super::{
+    clip, integers, opt_text, parse, placeholders, sources_of, text, transaction, SqlStore, Tx,
+};
 use crate::domain::{CourseKey, EnrollmentState, LearnerEmail};
 use crate::store::{
     Claim, ClaimReport, ClaimResult, ClaimedItem, ClaimedWork, Idle, ItemResult, LmsCondition,
@@ -96,35 +98,42 @@ impl SqlStore {
 
         let token = uuid::Uuid::new_v4().to_string();
         let lease_until = now + lease.as_millis() as i64;
-        let mut items = Vec::with_capacity(ids.len());
-        for id in ids {
-            sqlx::query(
-                self.sql("UPDATE enrollments SET claim_token = ?, lease_until = ? WHERE id = ?"),
-            )
-            .bind(token.clone())
-            .bind(lease_until)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-            let row = sqlx::query(self.sql(
-                "SELECT e.order_id, e.email, e.attempts, o.platform, o.shop, o.number \
-                 FROM enrollments e JOIN orders o ON o.id = e.order_id WHERE e.id = ?",
-            ))
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
-            items.push(ClaimedItem {
-                enrollment_id: id,
-                order_id: row.try_get("order_id")?,
-                platform: parse(&text(&row, "platform")?)?,
-                shop: text(&row, "shop")?,
-                order_number: text(&row, "number")?,
-                email: opt_text(&row, "email")?
-                    .as_deref()
-                    .and_then(|e| LearnerEmail::parse(e).ok()),
-                attempts: row.try_get::<i64, _>("attempts")? as u32,
-            });
+        let among = placeholders(ids.len());
+        let mut mark = sqlx::query(self.sql(&format!(
+            "UPDATE enrollments SET claim_token = ?, lease_until = ? WHERE id IN ({among})"
+        )))
+        .bind(token.clone())
+        .bind(lease_until);
+        for id in &ids {
+            mark = mark.bind(*id);
         }
+        mark.execute(&mut **tx).await?;
+        let mut claimed = sqlx::query(self.sql(&format!(
+            "SELECT e.id, e.order_id, e.email, e.attempts, o.platform, o.shop, o.number \
+             FROM enrollments e JOIN orders o ON o.id = e.order_id WHERE e.id IN ({among}) \
+             ORDER BY e.due_at, e.id"
+        )));
+        for id in &ids {
+            claimed = claimed.bind(*id);
+        }
+        let items = claimed
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ClaimedItem {
+                    enrollment_id: row.try_get("id")?,
+                    order_id: row.try_get("order_id")?,
+                    platform: parse(&text(row, "platform")?)?,
+                    shop: text(row, "shop")?,
+                    order_number: text(row, "number")?,
+                    email: opt_text(row, "email")?
+                        .as_deref()
+                        .and_then(|e| LearnerEmail::parse(e).ok()),
+                    attempts: row.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(ClaimResult::Claimed(Claim { token, work, items }))
     }
 
@@ -241,6 +250,8 @@ impl SqlStore {
         Ok(written)
     }
 
+    /// Writes a claim's results in a few statements whatever its size: items
+    /// with the same result are updated together.
     async fn write_results(
         &self,
         tx: &mut Tx,
@@ -249,96 +260,83 @@ impl SqlStore {
     ) -> Result<usize, StoreError> {
         let mut orders = BTreeSet::new();
         let mut written = 0;
-        for (id, result, attempt) in &report.results {
-            // Only what this claim still holds: a lost lease writes nothing.
-            let held = sqlx::query(self.sql(&format!(
-                "SELECT order_id FROM enrollments WHERE id = ? AND claim_token = ? AND state = 'pending'{}",
+        // Only what this claim still holds: a lost lease writes nothing.
+        let held: HashMap<i64, i64> = if report.results.is_empty() {
+            HashMap::new()
+        } else {
+            let mut query = sqlx::query(self.sql(&format!(
+                "SELECT id, order_id FROM enrollments WHERE claim_token = ? AND state = 'pending' \
+                 AND id IN ({}) ORDER BY id{}",
+                placeholders(report.results.len()),
                 self.dialect.for_update()
             )))
-            .bind(*id)
-            .bind(report.token.clone())
-            .fetch_optional(&mut **tx)
-            .await?;
-            let Some(held) = held else { continue };
-            let order_id: i64 = held.try_get("order_id")?;
-            let spent = i64::from(attempt.as_ref().is_some_and(|a| a.counted));
-            let (state, reason, due_at, course_key, before) = match result {
-                ItemResult::Enrolled { before_enrollment } => (
-                    EnrollmentState::Enrolled,
-                    None,
-                    now,
-                    None,
-                    before_enrollment.map(i64::from),
-                ),
-                ItemResult::Unenrolled => (EnrollmentState::Unenrolled, None, now, None, None),
-                ItemResult::Failed { reason } => (
-                    EnrollmentState::Failed,
-                    Some(reason.as_str()),
-                    now,
-                    None,
-                    None,
-                ),
-                ItemResult::RetryLater { delay, reason } => (
-                    EnrollmentState::Pending,
-                    Some(reason.as_str()),
-                    now + delay.as_millis() as i64,
-                    None,
-                    None,
-                ),
-                ItemResult::Released => (EnrollmentState::Pending, None, now, None, None),
-                ItemResult::CourseResolved(key) => (
-                    EnrollmentState::Pending,
-                    None,
-                    now,
-                    Some(key.as_str()),
-                    None,
-                ),
-                ItemResult::Skipped { reason } => (
-                    EnrollmentState::Skipped,
-                    Some(reason.as_str()),
-                    now,
-                    None,
-                    None,
-                ),
+            .bind(report.token.clone());
+            for (id, _, _) in &report.results {
+                query = query.bind(*id);
+            }
+            let rows = query.fetch_all(&mut **tx).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("order_id")?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        };
+        let mut updates: Vec<(ResultColumns, Vec<i64>)> = Vec::new();
+        let mut attempts = Vec::new();
+        for (id, result, attempt) in &report.results {
+            let Some(&order_id) = held.get(id) else {
+                continue;
             };
-            let keep_due = i64::from(matches!(result, ItemResult::Released));
-            sqlx::query(self.sql(&format!(
-                "UPDATE enrollments SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
-                 due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
-                 before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
-                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND state IN ({})",
-                sources_of(state)
-            )))
-            .bind(state.as_str())
-            .bind(reason.map(|r| clip(r, 2000).to_owned()))
-            .bind(keep_due)
-            .bind(keep_due)
-            .bind(due_at)
-            .bind(course_key.map(str::to_owned))
-            .bind(before)
-            .bind(spent)
-            .bind(now)
-            .bind(*id)
-            .execute(&mut **tx)
-            .await?;
+            let columns = ResultColumns::new(now, result, attempt.as_ref());
+            match updates.iter_mut().find(|(c, _)| *c == columns) {
+                Some((_, ids)) => ids.push(*id),
+                None => updates.push((columns, vec![*id])),
+            }
             if let Some(a) = attempt {
-                sqlx::query(self.sql(
-                    "INSERT INTO attempts (enrollment_id, at, action, http_status, outcome, detail, duration_ms, counted) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ))
-                .bind(*id)
-                .bind(now)
-                .bind(a.action.as_str())
-                .bind(a.http_status.map(i64::from))
-                .bind(a.outcome.clone())
-                .bind(clip(&a.detail, 4000).to_owned())
-                .bind(a.duration_ms)
-                .bind(i64::from(a.counted))
-                .execute(&mut **tx)
-                .await?;
+                attempts.push((*id, a));
             }
             orders.insert(order_id);
             written += 1;
+        }
+        for (columns, ids) in &updates {
+            let mut query = sqlx::query(self.sql(&format!(
+                "UPDATE enrollments SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
+                 due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
+                 before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
+                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id IN ({}) AND state IN ({})",
+                placeholders(ids.len()),
+                sources_of(columns.state)
+            )))
+            .bind(columns.state.as_str())
+            .bind(columns.reason.clone())
+            .bind(columns.keep_due)
+            .bind(columns.keep_due)
+            .bind(columns.due_at)
+            .bind(columns.course_key.clone())
+            .bind(columns.before)
+            .bind(columns.spent)
+            .bind(now);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        if !attempts.is_empty() {
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; attempts.len()].join(", ");
+            let mut query = sqlx::query(self.sql(&format!(
+                "INSERT INTO attempts (enrollment_id, at, action, http_status, outcome, detail, duration_ms, counted) \
+                 VALUES {rows}"
+            )));
+            for (id, a) in attempts {
+                query = query
+                    .bind(id)
+                    .bind(now)
+                    .bind(a.action.as_str())
+                    .bind(a.http_status.map(i64::from))
+                    .bind(a.outcome.clone())
+                    .bind(clip(&a.detail, 4000).to_owned())
+                    .bind(a.duration_ms)
+                    .bind(i64::from(a.counted));
+            }
+            query.execute(&mut **tx).await?;
         }
         match &report.lms {
             Some(LmsCondition::Throttled { until_ms }) => {
@@ -361,9 +359,8 @@ impl SqlStore {
             }
             None => {}
         }
-        for order_id in orders {
-            self.update_order_state(tx, order_id, now).await?;
-        }
+        let orders: Vec<i64> = orders.into_iter().collect();
+        self.update_orders_state(tx, &orders, now).await?;
         Ok(written)
     }
 
@@ -408,5 +405,73 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         })
+    }
+}
+
+/// The columns one result writes to its enrollment: results alike are
+/// written by one statement.
+#[derive(Debug, PartialEq, Eq)]
+struct ResultColumns {
+    state: EnrollmentState,
+    reason: Option<String>,
+    /// Keeps the due time and reason as they were (a released claim).
+    keep_due: i64,
+    due_at: i64,
+    course_key: Option<String>,
+    before: Option<i64>,
+    /// Whether an attempt was spent.
+    spent: i64,
+}
+
+impl ResultColumns {
+    fn new(now: i64, result: &ItemResult, attempt: Option<&crate::store::AttemptRecord>) -> Self {
+        let (state, reason, due_at, course_key, before) = match result {
+            ItemResult::Enrolled { before_enrollment } => (
+                EnrollmentState::Enrolled,
+                None,
+                now,
+                None,
+                before_enrollment.map(i64::from),
+            ),
+            ItemResult::Unenrolled => (EnrollmentState::Unenrolled, None, now, None, None),
+            ItemResult::Failed { reason } => (
+                EnrollmentState::Failed,
+                Some(reason.as_str()),
+                now,
+                None,
+                None,
+            ),
+            ItemResult::RetryLater { delay, reason } => (
+                EnrollmentState::Pending,
+                Some(reason.as_str()),
+                now + delay.as_millis() as i64,
+                None,
+                None,
+            ),
+            ItemResult::Released => (EnrollmentState::Pending, None, now, None, None),
+            ItemResult::CourseResolved(key) => (
+                EnrollmentState::Pending,
+                None,
+                now,
+                Some(key.as_str()),
+                None,
+            ),
+            ItemResult::Skipped { reason } => (
+                EnrollmentState::Skipped,
+                Some(reason.as_str()),
+                now,
+                None,
+                None,
+            ),
+        };
+        ResultColumns {
+            state,
+            reason: reason.map(|r| clip(r, 2000).to_owned()),
+            keep_due: i64::from(matches!(result, ItemResult::Released)),
+            due_at,
+            course_key: course_key.map(str::to_owned),
+            before,
+            spent: i64::from(attempt.is_some_and(|a| a.counted)),
+        }
     }
 }

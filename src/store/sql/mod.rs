@@ -9,7 +9,7 @@ mod operator;
 mod prune;
 mod waiting;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
@@ -20,7 +20,6 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use super::dialect::Dialect;
 use super::StoreError;
 use crate::domain::{EnrollmentState, OrderState};
-use deliveries::statements;
 pub(super) use deliveries::{IntakeWrite, Written};
 pub(super) use embedded::EmbeddedWriter;
 
@@ -285,28 +284,68 @@ impl SqlStore {
         order_id: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        // The order row is locked before its items are read: two transactions
-        // finishing different items of one order would otherwise each see the
-        // other's item as it was, and leave the order `processing` for good.
-        let (cancelled,): (i64,) =
-            sqlx::query_as(self.sql(&statements::order_cancelled(self.dialect)))
-                .bind(order_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        let rows = sqlx::query(self.sql(statements::ITEM_STATES))
-            .bind(order_id)
-            .fetch_all(&mut **tx)
-            .await?;
-        let states: Vec<EnrollmentState> = rows
-            .iter()
-            .filter_map(|r| text(r, "state").ok()?.parse().ok())
-            .collect();
-        sqlx::query(self.sql(statements::SET_ORDER_STATE))
-            .bind(OrderState::derive(cancelled != 0, &states).as_str())
-            .bind(now)
-            .bind(order_id)
-            .execute(&mut **tx)
-            .await?;
+        self.update_orders_state(tx, &[order_id], now).await
+    }
+
+    /// Recomputes orders' states from their items, in a few statements.
+    async fn update_orders_state(
+        &self,
+        tx: &mut Tx,
+        order_ids: &[i64],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if order_ids.is_empty() {
+            return Ok(());
+        }
+        let among = placeholders(order_ids.len());
+        // The order rows are locked (in id order) before their items are read:
+        // two transactions finishing different items of one order would
+        // otherwise each see the other's item as it was, and leave the order
+        // `processing` for good.
+        let mut lock = sqlx::query(self.sql(&format!(
+            "SELECT id, cancelled FROM orders WHERE id IN ({among}) ORDER BY id{}",
+            self.dialect.for_update()
+        )));
+        for id in order_ids {
+            lock = lock.bind(*id);
+        }
+        let mut items: BTreeMap<i64, (bool, Vec<EnrollmentState>)> = BTreeMap::new();
+        for row in lock.fetch_all(&mut **tx).await? {
+            items.insert(row.try_get("id")?, (flag(&row, "cancelled")?, Vec::new()));
+        }
+        let mut states = sqlx::query(self.sql(&format!(
+            "SELECT order_id, state FROM enrollments WHERE order_id IN ({among})"
+        )));
+        for id in order_ids {
+            states = states.bind(*id);
+        }
+        for row in states.fetch_all(&mut **tx).await? {
+            let order_id: i64 = row.try_get("order_id")?;
+            if let (Some((_, states)), Ok(state)) =
+                (items.get_mut(&order_id), text(&row, "state")?.parse())
+            {
+                states.push(state);
+            }
+        }
+        let mut by_state: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
+        for (id, (cancelled, states)) in &items {
+            by_state
+                .entry(OrderState::derive(*cancelled, states).as_str())
+                .or_default()
+                .push(*id);
+        }
+        for (state, ids) in by_state {
+            let mut update = sqlx::query(self.sql(&format!(
+                "UPDATE orders SET state = ?, updated_at = ? WHERE id IN ({})",
+                placeholders(ids.len())
+            )))
+            .bind(state)
+            .bind(now);
+            for id in ids {
+                update = update.bind(id);
+            }
+            update.execute(&mut **tx).await?;
+        }
         Ok(())
     }
 }
@@ -337,6 +376,11 @@ fn sqlite_url(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
+}
+
+/// `?, ?, ?`: one placeholder per value of an `IN (…)` list.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
 /// `'a','b'`: the states a row may be in to move to `next` (and `next` itself).
