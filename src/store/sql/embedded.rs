@@ -5,6 +5,7 @@
 //! intake's (`deliveries`); only how they are run differs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -34,19 +35,24 @@ impl From<rusqlite::Error> for StoreError {
 /// A connection of its own for the intake writer.
 pub(in crate::store) struct EmbeddedWriter {
     conn: Connection,
+    /// Taken in turn with this process's other writers (see `SqlStore`).
+    turns: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl EmbeddedWriter {
     /// Opens the (migrated) database file with the durability of every other
     /// connection: WAL, `synchronous = FULL`.
-    pub fn open(path: &Path) -> Result<EmbeddedWriter, StoreError> {
+    pub fn open(
+        path: &Path,
+        turns: Arc<tokio::sync::Mutex<()>>,
+    ) -> Result<EmbeddedWriter, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_handler(Some(wait_for_lock))?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(EmbeddedWriter { conn })
+        Ok(EmbeddedWriter { conn, turns })
     }
 
     /// Stores many requests in one transaction; one that fails leaves its
@@ -67,6 +73,7 @@ impl EmbeddedWriter {
         writes: &[IntakeWrite],
         isolate: bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let _turn = self.turns.lock().await;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

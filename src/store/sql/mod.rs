@@ -11,7 +11,7 @@ mod waiting;
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -34,7 +34,7 @@ macro_rules! transaction {
         loop {
             tries += 1;
             let attempt: Result<_, crate::store::StoreError> = async {
-                let mut $tx = $db.begin().await?;
+                let (mut $tx, _turn) = $db.begin().await?;
                 let $now = $db.now(&mut $tx).await?;
                 let value = $body;
                 $tx.commit().await?;
@@ -65,7 +65,15 @@ pub(super) struct SqlStore {
     reader: AnyPool,
     /// The SQLite file, when it is one.
     sqlite_file: Option<std::path::PathBuf>,
+    /// SQLite has one writer at a time. Its own wait for the write lock
+    /// sleeps longer and longer, so that a busy intake writer would keep
+    /// workers out for seconds; this process's writers take turns here first,
+    /// in the order they asked.
+    write_turns: Option<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// One writer's turn on an SQLite database.
+type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
 impl SqlStore {
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
@@ -86,6 +94,7 @@ impl SqlStore {
                     writer,
                     reader,
                     sqlite_file: embedded::database_file(&url),
+                    write_turns: Some(Default::default()),
                 })
             }
             Dialect::Postgres | Dialect::MySql => {
@@ -129,6 +138,7 @@ impl SqlStore {
                     writer: pool.clone(),
                     reader: pool,
                     sqlite_file: None,
+                    write_turns: None,
                 })
             }
         }
@@ -140,10 +150,10 @@ impl SqlStore {
 
     /// A connection of its own for the intake writer, on an SQLite file.
     pub fn embedded_writer(&self) -> Result<Option<EmbeddedWriter>, StoreError> {
-        self.sqlite_file
-            .as_deref()
-            .map(EmbeddedWriter::open)
-            .transpose()
+        let (Some(file), Some(turns)) = (&self.sqlite_file, &self.write_turns) else {
+            return Ok(None);
+        };
+        EmbeddedWriter::open(file, turns.clone()).map(Some)
     }
 
     /// Brings the schema up to date. Safe to run from several processes at
@@ -217,11 +227,18 @@ impl SqlStore {
         converted
     }
 
-    async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.dialect.begin() {
-            Some(statement) => self.writer.begin_with(statement).await,
-            None => self.writer.begin().await,
-        }
+    /// A writing transaction, and on SQLite this process's turn to write,
+    /// held until it is dropped (after the commit).
+    async fn begin(&self) -> Result<(Tx, Option<WriteTurn>), sqlx::Error> {
+        let turn = match &self.write_turns {
+            Some(turns) => Some(turns.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.dialect.begin() {
+            Some(statement) => self.writer.begin_with(statement).await?,
+            None => self.writer.begin().await?,
+        };
+        Ok((tx, turn))
     }
 
     /// The database's clock, in Unix milliseconds.
