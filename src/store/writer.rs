@@ -19,7 +19,9 @@ const QUEUE: usize = 4096;
 
 struct Job {
     write: IntakeWrite,
-    done: oneshot::Sender<Result<Written, StoreError>>,
+    /// The answer, with the write handed back: its memory is freed by the
+    /// task that made it, not by the writer, whose time is everyone's.
+    done: oneshot::Sender<(Result<Written, StoreError>, IntakeWrite)>,
 }
 
 #[derive(Clone)]
@@ -73,9 +75,10 @@ impl IntakeWriter {
             .send(Job { write, done })
             .await
             .map_err(|_| StoreError::Write("the writer has stopped".into()))?;
-        written
+        let (result, _write) = written
             .await
-            .map_err(|_| StoreError::Write("the writer has stopped".into()))?
+            .map_err(|_| StoreError::Write("the writer has stopped".into()))?;
+        result
     }
 }
 
@@ -132,14 +135,14 @@ async fn write_batches(
                 if results.iter().any(|r| matches!(r, Ok(w) if w.new_work)) {
                     work_available.notify_waiters();
                 }
-                for (answer, result) in answers.into_iter().zip(results) {
-                    let _ = answer.send(result);
+                for ((answer, write), result) in answers.into_iter().zip(writes).zip(results) {
+                    let _ = answer.send((result, write));
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, requests = answers.len(), "could not commit received requests");
-                for answer in answers {
-                    let _ = answer.send(Err(StoreError::Write(e.to_string())));
+                for (answer, write) in answers.into_iter().zip(writes) {
+                    let _ = answer.send((Err(StoreError::Write(e.to_string())), write));
                 }
             }
         }

@@ -4,8 +4,9 @@
 //! IMMEDIATE` and one durable `COMMIT`. The statements and what they mean are
 //! intake's (`deliveries`); only how they are run differs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -109,7 +110,34 @@ struct Statements<'c> {
     conn: &'c Connection,
 }
 
-const SQLITE: Dialect = Dialect::Sqlite;
+/// Intake's statements as SQLite spells them, made once.
+struct Spelled {
+    insert_order: String,
+    lock_order: String,
+    update_order: String,
+    insert_request: String,
+    order_cancelled: String,
+    /// By the state an item moves to.
+    update_item: HashMap<EnrollmentState, String>,
+}
+
+fn spelled() -> &'static Spelled {
+    static SPELLED: OnceLock<Spelled> = OnceLock::new();
+    SPELLED.get_or_init(|| {
+        let sqlite = Dialect::Sqlite;
+        Spelled {
+            insert_order: statements::insert_order(sqlite),
+            lock_order: statements::lock_order(sqlite),
+            update_order: statements::update_order(sqlite),
+            insert_request: statements::insert_request(sqlite),
+            order_cancelled: statements::order_cancelled(sqlite),
+            update_item: EnrollmentState::ALL
+                .iter()
+                .map(|&state| (state, statements::update_item(&sources_of(state))))
+                .collect(),
+        }
+    })
+}
 
 impl IntakeTx for Statements<'_> {
     async fn savepoint(&mut self, statement: &'static str) -> Result<(), StoreError> {
@@ -143,7 +171,7 @@ impl IntakeTx for Statements<'_> {
     ) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(&statements::insert_order(SQLITE))?
+            .prepare_cached(&spelled().insert_order)?
             .query_row(
                 params![
                     row.platform,
@@ -170,7 +198,7 @@ impl IntakeTx for Statements<'_> {
     ) -> Result<Option<(i64, bool, bool)>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(&statements::lock_order(SQLITE))?
+            .prepare_cached(&spelled().lock_order)?
             .query_row(params![platform, shop, external_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
@@ -185,7 +213,7 @@ impl IntakeTx for Statements<'_> {
     ) -> Result<bool, StoreError> {
         let changed = self
             .conn
-            .prepare_cached(&statements::update_order(SQLITE))?
+            .prepare_cached(&spelled().update_order)?
             .execute(params![
                 row.number,
                 row.buyer_email,
@@ -252,7 +280,7 @@ impl IntakeTx for Statements<'_> {
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached(&statements::update_item(&sources_of(row.state)))?
+            .prepare_cached(&spelled().update_item[&row.state])?
             .execute(params![
                 row.sku,
                 row.course_key,
@@ -270,7 +298,7 @@ impl IntakeTx for Statements<'_> {
     async fn update_order_state(&mut self, now: i64, order_id: i64) -> Result<(), StoreError> {
         let cancelled: bool = self
             .conn
-            .prepare_cached(&statements::order_cancelled(SQLITE))?
+            .prepare_cached(&spelled().order_cancelled)?
             .query_row(params![order_id], |r| r.get(0))?;
         let mut states = Vec::new();
         {
@@ -295,7 +323,7 @@ impl IntakeTx for Statements<'_> {
     async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(&statements::insert_request(SQLITE))?
+            .prepare_cached(&spelled().insert_request)?
             .query_row(
                 params![
                     now,
