@@ -64,7 +64,7 @@ pub(super) struct SqlStore {
     writer: AnyPool,
     reader: AnyPool,
     /// The SQLite file, when it is one.
-    sqlite_file: Option<std::path::PathBuf>,
+    sqlite_file: Option<Arc<std::path::Path>>,
     /// SQLite has one writer at a time. Its own wait for the write lock
     /// sleeps longer and longer, so that a busy intake writer would keep
     /// workers out for seconds; this process's writers take turns here first,
@@ -93,7 +93,7 @@ impl SqlStore {
                     dialect,
                     writer,
                     reader,
-                    sqlite_file: embedded::database_file(&url),
+                    sqlite_file: embedded::database_file(&url).map(Arc::from),
                     write_turns: Some(Default::default()),
                 })
             }
