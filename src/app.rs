@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::http::{router, AppState};
+use crate::http::{monitoring_router, router, AppState};
 use crate::jobs::{spawn_workers, JobSettings};
 use crate::lms::LmsClient;
 use crate::metrics::Metrics;
@@ -33,7 +33,11 @@ pub enum AppError {
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunMode {
+    /// Listens on the configured address.
     pub http: bool,
+    /// Receives webhooks and serves the admin UI there (else only health
+    /// and metrics).
+    pub webhooks: bool,
     pub workers: bool,
 }
 
@@ -106,7 +110,12 @@ impl App {
                 intake_policy: IntakePolicy::from_config(&self.config),
                 metrics: self.metrics.clone(),
             };
-            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+            let routes = if self.mode.webhooks {
+                router(state)
+            } else {
+                monitoring_router(state)
+            };
+            let app = routes.into_make_service_with_connect_info::<SocketAddr>();
             let stopped = stop.clone();
             tokio::spawn(async move {
                 axum::serve(listener, app)

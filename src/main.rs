@@ -41,7 +41,11 @@ enum Command {
         no_worker: bool,
     },
     /// Process enrollments only, without receiving webhooks.
-    Worker,
+    Worker {
+        /// Also answer /healthz, /readyz and /metrics on this address.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Create or update the database schema, then exit.
     Migrate,
     /// Check the settings, the database and the LMS (without side effects on
@@ -157,6 +161,9 @@ async fn main() -> ExitCode {
     if let Command::Serve {
         listen: Some(listen),
         ..
+    }
+    | Command::Worker {
+        listen: Some(listen),
     } = &cli.command
     {
         overrides.insert("EDX_WEBHOOKS_LISTEN".to_owned(), listen.clone());
@@ -186,16 +193,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 config,
                 RunMode {
                     http: true,
+                    webhooks: true,
                     workers: !no_worker,
                 },
             )
             .await
         }
-        Command::Worker => {
+        Command::Worker { listen } => {
             serve(
                 config,
                 RunMode {
-                    http: false,
+                    http: listen.is_some(),
+                    webhooks: false,
                     workers: true,
                 },
             )

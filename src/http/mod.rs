@@ -38,18 +38,31 @@ fn webhook(endpoint: Endpoint) -> MethodRouter<AppState> {
     post(intake::receive).layer(Extension(endpoint))
 }
 
+/// Every route: the webhooks, the admin UI, health and metrics.
 pub fn router(state: AppState) -> Router {
-    let admin = admin::router(&state).unwrap_or_default();
-    let webhooks = ENDPOINTS
-        .into_iter()
-        .fold(Router::new(), |router, endpoint| {
-            router.route(endpoint.path, webhook(endpoint))
-        });
-    webhooks
+    routes(state, true)
+}
+
+/// Health and metrics only, for a process that runs workers alone.
+pub fn monitoring_router(state: AppState) -> Router {
+    routes(state, false)
+}
+
+fn routes(state: AppState, webhooks: bool) -> Router {
+    let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .merge(admin)
+        .route("/metrics", get(metrics::metrics));
+    if webhooks {
+        let admin = admin::router(&state).unwrap_or_default();
+        routes = ENDPOINTS
+            .into_iter()
+            .fold(routes, |router, endpoint| {
+                router.route(endpoint.path, webhook(endpoint))
+            })
+            .merge(admin);
+    }
+    routes
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -136,6 +136,7 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp
 pub async fn spawn_with_config(config: Config, lms: FakeLms, dir: TempDir) -> TestApp {
     let mode = RunMode {
         http: true,
+        webhooks: true,
         workers: true,
     };
     spawn_in_mode(config, lms, dir, mode).await
@@ -148,6 +149,7 @@ pub async fn spawn_without_workers(db: Db) -> TestApp {
     let config = test_config(db, &lms, &dir).await;
     let mode = RunMode {
         http: true,
+        webhooks: true,
         workers: false,
     };
     spawn_in_mode(config, lms, dir, mode).await

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use edx_webhooks::store::Store;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::ChildStderr;
@@ -45,7 +46,11 @@ async fn closed_port() -> u16 {
 
 /// `/metrics` as series (name with labels, as written) → value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    scrape_url(&app.url("/metrics")).await
+}
+
+async fn scrape_url(url: &str) -> HashMap<String, f64> {
+    let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
@@ -291,6 +296,35 @@ async fn check_names_an_unreachable_lms_by_its_url(db: Db) {
     assert!(line_about(&stdout, "global staff").starts_with('-'), "{stdout}");
     // The database is still looked at.
     assert!(line_about(&stdout, "database").starts_with('✓'), "{stdout}");
+}
+
+async fn a_worker_process_answers_health_and_metrics_but_takes_no_webhooks(db: Db) {
+    let lms = FakeLms::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(db, &dir).await;
+    let env = with_setting(service_env(&lms, &url), "EDX_WEBHOOKS_ADMIN_PASSWORD", "open sesame");
+    let intake = Service::start_with(&["serve", "--no-worker"], dir.path(), &env).await;
+    let worker = Service::start_with(&["worker", "--listen", "127.0.0.1:0"], dir.path(), &env).await;
+
+    let order = shopify_order(6001, &[(1, COURSE_A, Some("ann@example.org"))], None, "paid");
+    assert_eq!(deliver(&intake, &order).await.status(), 200);
+    let store = Store::connect(&url).await.unwrap();
+    wait_for_order_state(&store, "6001", "enrolled", START_DEADLINE).await;
+
+    // The LMS calls are counted where they were made.
+    let enroll = r#"edx_webhooks_lms_requests_total{call="bulk_enroll",status="200"}"#;
+    assert_eq!(series(&scrape_url(&worker.url("/metrics")).await, enroll), 1.0);
+    assert_eq!(series(&scrape_url(&intake.url("/metrics")).await, enroll), 0.0);
+    for path in ["/healthz", "/readyz"] {
+        let response = reqwest::get(worker.url(path)).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    assert_eq!(deliver(&worker, &order).await.status(), 404);
+    // The admin UI is where the webhooks are received.
+    let login = reqwest::get(intake.url("/admin")).await.unwrap();
+    assert_eq!(login.status(), 200);
+    assert!(login.url().path().starts_with("/admin/login"), "{}", login.url());
+    assert_eq!(reqwest::get(worker.url("/admin")).await.unwrap().status(), 404);
 }
 
 async fn check_names_a_shop_without_a_secret(db: Db) {
