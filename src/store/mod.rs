@@ -31,6 +31,8 @@ pub enum StoreError {
         database: String,
         source: sqlx::Error,
     },
+    #[error("database error: {0}")]
+    Embedded(#[from] rusqlite::Error),
     #[error("could not store the request: {0}")]
     Write(String),
     #[error("the claim's lease was lost to another worker")]

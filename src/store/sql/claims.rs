@@ -7,7 +7,8 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::{
-    clip, integers, opt_text, parse, placeholders, sources_of, text, transaction, SqlStore, Tx,
+    clip, id_list, integers, opt_text, parse, sources_of, text, transaction, value_runs, SqlStore,
+    Tx,
 };
 use crate::domain::{CourseKey, EnrollmentState, LearnerEmail};
 use crate::store::{
@@ -98,13 +99,13 @@ impl SqlStore {
 
         let token = uuid::Uuid::new_v4().to_string();
         let lease_until = now + lease.as_millis() as i64;
-        let among = placeholders(ids.len());
+        let (among, listed) = id_list(&ids);
         let mut mark = sqlx::query(self.sql(&format!(
             "UPDATE enrollments SET claim_token = ?, lease_until = ? WHERE id IN ({among})"
         )))
         .bind(token.clone())
         .bind(lease_until);
-        for id in &ids {
+        for id in &listed {
             mark = mark.bind(*id);
         }
         mark.execute(&mut **tx).await?;
@@ -113,7 +114,7 @@ impl SqlStore {
              FROM enrollments e JOIN orders o ON o.id = e.order_id WHERE e.id IN ({among}) \
              ORDER BY e.due_at, e.id"
         )));
-        for id in &ids {
+        for id in &listed {
             claimed = claimed.bind(*id);
         }
         let items = claimed
@@ -264,15 +265,16 @@ impl SqlStore {
         let held: HashMap<i64, i64> = if report.results.is_empty() {
             HashMap::new()
         } else {
+            let ids: Vec<i64> = report.results.iter().map(|(id, _, _)| *id).collect();
+            let (among, listed) = id_list(&ids);
             let mut query = sqlx::query(self.sql(&format!(
                 "SELECT id, order_id FROM enrollments WHERE claim_token = ? AND state = 'pending' \
-                 AND id IN ({}) ORDER BY id{}",
-                placeholders(report.results.len()),
+                 AND id IN ({among}) ORDER BY id{}",
                 self.dialect.for_update()
             )))
             .bind(report.token.clone());
-            for (id, _, _) in &report.results {
-                query = query.bind(*id);
+            for id in listed {
+                query = query.bind(id);
             }
             let rows = query.fetch_all(&mut **tx).await?;
             rows.iter()
@@ -297,12 +299,12 @@ impl SqlStore {
             written += 1;
         }
         for (columns, ids) in &updates {
+            let (among, ids) = id_list(ids);
             let mut query = sqlx::query(self.sql(&format!(
                 "UPDATE enrollments SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
                  due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
                  before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
-                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id IN ({}) AND state IN ({})",
-                placeholders(ids.len()),
+                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id IN ({among}) AND state IN ({})",
                 sources_of(columns.state)
             )))
             .bind(columns.state.as_str())
@@ -315,17 +317,17 @@ impl SqlStore {
             .bind(columns.spent)
             .bind(now);
             for id in ids {
-                query = query.bind(*id);
+                query = query.bind(id);
             }
             query.execute(&mut **tx).await?;
         }
-        if !attempts.is_empty() {
+        for attempts in value_runs(&attempts) {
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; attempts.len()].join(", ");
             let mut query = sqlx::query(self.sql(&format!(
                 "INSERT INTO attempts (enrollment_id, at, action, http_status, outcome, detail, duration_ms, counted) \
                  VALUES {rows}"
             )));
-            for (id, a) in attempts {
+            for &(id, a) in attempts {
                 query = query
                     .bind(id)
                     .bind(now)

@@ -510,7 +510,18 @@ impl SqlStore {
         match self.write_intake_once(writes, false).await {
             Ok(results) => Ok(results),
             Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
+            Err(e) if !self.a_delivery_failed(&e) => Err(e),
             Err(_) => self.write_intake_once(writes, true).await,
+        }
+    }
+
+    /// Whether a failed batch is worth running again with a savepoint per
+    /// delivery: not when the database is unreachable or kept conflicting.
+    fn a_delivery_failed(&self, error: &StoreError) -> bool {
+        match error {
+            StoreError::Database(e @ sqlx::Error::Database(_)) => !self.dialect.is_conflict(e),
+            StoreError::Database(_) => false,
+            _ => true,
         }
     }
 

@@ -27,14 +27,9 @@ const BUSY_WAIT: Duration = Duration::from_secs(30);
 /// for milliseconds.
 const BUSY_POLL: Duration = Duration::from_micros(200);
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> StoreError {
-        StoreError::Write(e.to_string())
-    }
-}
-
 /// A connection of its own for the intake writer.
 pub(in crate::store) struct EmbeddedWriter {
+    path: PathBuf,
     conn: Connection,
     /// Taken in turn with this process's other writers (see `SqlStore`).
     turns: Arc<tokio::sync::Mutex<()>>,
@@ -47,13 +42,11 @@ impl EmbeddedWriter {
         path: &Path,
         turns: Arc<tokio::sync::Mutex<()>>,
     ) -> Result<EmbeddedWriter, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_handler(Some(wait_for_lock))?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(EmbeddedWriter { conn, turns })
+        Ok(EmbeddedWriter {
+            path: path.to_owned(),
+            conn: connect(path)?,
+            turns,
+        })
     }
 
     /// Stores many requests in one transaction; one that fails leaves its
@@ -62,9 +55,18 @@ impl EmbeddedWriter {
         &mut self,
         writes: &[IntakeWrite],
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        match self.write_intake_once(writes, false).await {
+        let first = self.write_intake_once(writes, false).await;
+        if first.is_err() && !self.conn.is_autocommit() {
+            // A rollback failed: the connection would keep the write lock.
+            tracing::warn!(
+                "the intake writer's connection is stuck in a transaction; opening a new one"
+            );
+            self.conn = connect(&self.path)?;
+        }
+        match first {
             Ok(results) => Ok(results),
             Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
+            Err(e) if !a_delivery_failed(&e) => Err(e),
             Err(_) => self.write_intake_once(writes, true).await,
         }
     }
@@ -85,6 +87,29 @@ impl EmbeddedWriter {
     }
 }
 
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_handler(Some(wait_for_lock))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Whether a failed batch is worth running again with a savepoint per
+/// delivery: not when the database itself is busy or failing.
+fn a_delivery_failed(error: &StoreError) -> bool {
+    use rusqlite::ErrorCode::*;
+    match error {
+        StoreError::Embedded(rusqlite::Error::SqliteFailure(e, _)) => !matches!(
+            e.code,
+            DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen | DiskFull | ReadOnly
+        ),
+        _ => true,
+    }
+}
+
 /// SQLite's busy handler: looks again every `BUSY_POLL` until `BUSY_WAIT`.
 fn wait_for_lock(tries: i32) -> bool {
     let waited = BUSY_POLL * u32::try_from(tries).unwrap_or(u32::MAX);
@@ -95,10 +120,16 @@ fn wait_for_lock(tries: i32) -> bool {
     true
 }
 
-/// The file an `sqlite:` URL names; `None` for an in-memory database.
+/// The file an `sqlite:` URL names, when it is a plain file that a second
+/// connection opens alike; `None` for an in-memory database or other options
+/// (`mode=memory`, `vfs`, `immutable`), which stay with the pool's connection.
 pub(super) fn database_file(url: &str) -> Option<PathBuf> {
     use std::str::FromStr;
-    if url.contains(":memory:") {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let plain = query
+        .split('&')
+        .all(|option| option.is_empty() || option == "mode=rwc" || option == "mode=rw");
+    if url.contains(":memory:") || !plain {
         return None;
     }
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
@@ -359,5 +390,11 @@ mod tests {
             Some(PathBuf::from("/var/lib/edx-webhooks/db.sqlite3"))
         );
         assert_eq!(database_file("sqlite::memory:"), None);
+        assert_eq!(database_file("sqlite://app.db?mode=memory"), None);
+        assert_eq!(
+            database_file("sqlite://app.db?vfs=unix-dotfile&mode=rwc"),
+            None
+        );
+        assert_eq!(database_file("sqlite://app.db?immutable=true"), None);
     }
 }

@@ -314,7 +314,7 @@ impl SqlStore {
         if order_ids.is_empty() {
             return Ok(());
         }
-        let among = placeholders(order_ids.len());
+        let (among, listed) = id_list(order_ids);
         // The order rows are locked (in id order) before their items are read:
         // two transactions finishing different items of one order would
         // otherwise each see the other's item as it was, and leave the order
@@ -323,7 +323,7 @@ impl SqlStore {
             "SELECT id, cancelled FROM orders WHERE id IN ({among}) ORDER BY id{}",
             self.dialect.for_update()
         )));
-        for id in order_ids {
+        for id in &listed {
             lock = lock.bind(*id);
         }
         let mut items: BTreeMap<i64, (bool, Vec<EnrollmentState>)> = BTreeMap::new();
@@ -333,7 +333,7 @@ impl SqlStore {
         let mut states = sqlx::query(self.sql(&format!(
             "SELECT order_id, state FROM enrollments WHERE order_id IN ({among})"
         )));
-        for id in order_ids {
+        for id in &listed {
             states = states.bind(*id);
         }
         for row in states.fetch_all(&mut **tx).await? {
@@ -352,9 +352,9 @@ impl SqlStore {
                 .push(*id);
         }
         for (state, ids) in by_state {
+            let (among, ids) = id_list(&ids);
             let mut update = sqlx::query(self.sql(&format!(
-                "UPDATE orders SET state = ?, updated_at = ? WHERE id IN ({})",
-                placeholders(ids.len())
+                "UPDATE orders SET state = ?, updated_at = ? WHERE id IN ({among})"
             )))
             .bind(state)
             .bind(now);
@@ -395,9 +395,35 @@ fn sqlite_url(url: &str) -> String {
     }
 }
 
-/// `?, ?, ?`: one placeholder per value of an `IN (…)` list.
+/// `?, ?, ?`: `n` placeholders.
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// An `IN (…)` list of ids: its placeholders and the ids to bind. The list is
+/// padded to a power of two with its last id, so that the statements that use
+/// one stay few (each is kept, and prepared on every connection).
+fn id_list(ids: &[i64]) -> (String, Vec<i64>) {
+    let mut listed = ids.to_vec();
+    if let Some(&last) = ids.last() {
+        listed.resize(ids.len().next_power_of_two(), last);
+    }
+    (placeholders(listed.len()), listed)
+}
+
+/// Rows of a multi-row `VALUES`, taken in runs of a power of two up to 16
+/// (for the same reason as `id_list`).
+fn value_runs<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let take = 1 << rest.len().min(16).ilog2();
+        let (run, next) = rest.split_at(take);
+        rest = next;
+        Some(run)
+    })
 }
 
 /// `'a','b'`: the states a row may be in to move to `next` (and `next` itself).
@@ -453,7 +479,17 @@ fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(value: &str) -> Result<T
 
 #[cfg(test)]
 mod tests {
-    use super::clip;
+    use super::{clip, id_list, value_runs};
+
+    #[test]
+    fn id_lists_and_value_runs_come_in_few_sizes() {
+        assert_eq!(id_list(&[]), (String::new(), vec![]));
+        assert_eq!(id_list(&[7]), ("?".into(), vec![7]));
+        assert_eq!(id_list(&[1, 2, 3]), ("?, ?, ?, ?".into(), vec![1, 2, 3, 3]));
+        let runs: Vec<usize> = value_runs(&[0; 45]).map(<[_]>::len).collect();
+        assert_eq!(runs, [16, 16, 8, 4, 1]);
+        assert_eq!(value_runs::<u8>(&[]).count(), 0);
+    }
 
     #[test]
     fn clips_on_character_boundaries() {

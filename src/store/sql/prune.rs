@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{integers, transaction, SqlStore};
+use super::{id_list, integers, transaction, SqlStore};
 use crate::domain::OrderState;
 use crate::store::{PruneReport, StoreError};
 
@@ -68,7 +68,7 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok((0, 0));
         }
-        let list = placeholders(ids.len());
+        let (list, ids) = id_list(&ids);
         let statements = [
             format!(
                 "DELETE FROM attempts WHERE enrollment_id IN (SELECT id FROM enrollments WHERE order_id IN ({list}))"
@@ -102,18 +102,11 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let statement = format!(
-            "DELETE FROM requests WHERE id IN ({})",
-            placeholders(ids.len())
-        );
+        let (list, ids) = id_list(&ids);
+        let statement = format!("DELETE FROM requests WHERE id IN ({list})");
         let query = ids
             .iter()
             .fold(sqlx::query(self.sql(&statement)), |q, id| q.bind(*id));
         Ok(query.execute(&mut **tx).await?.rows_affected())
     }
-}
-
-/// `?, ?, …`: `n` placeholders.
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
