@@ -16,6 +16,9 @@ use crate::store::{
     LmsStatus, StoreError,
 };
 
+/// Finds the items whose SKU is not resolved yet (`course_key IS NULL`)
+/// without reading every waiting item.
+const UNRESOLVED_INDEX: &str = "enrollments_by_course";
 /// The window of the shared rate limit.
 const WINDOW_MS: i64 = 60_000;
 /// A course's batch goes once no new learner has arrived for this long…
@@ -68,7 +71,8 @@ impl SqlStore {
         let due = "state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
         let query = match &work {
             ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
-                "SELECT id FROM enrollments WHERE {due} AND course_key IS NULL AND sku = ? ORDER BY due_at, id LIMIT ?{}",
+                "SELECT id FROM enrollments{} WHERE {due} AND course_key IS NULL AND sku = ? ORDER BY due_at, id LIMIT ?{}",
+                self.dialect.indexed_by(UNRESOLVED_INDEX),
                 self.dialect.skip_locked()
             )))
             .bind(now)
@@ -150,7 +154,8 @@ impl SqlStore {
     ) -> Result<Result<ClaimedWork, Idle>, StoreError> {
         let due = "state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
         let lookup = sqlx::query(self.sql(&format!(
-            "SELECT sku FROM enrollments WHERE {due} AND course_key IS NULL ORDER BY due_at, id LIMIT 1{}",
+            "SELECT sku FROM enrollments{} WHERE {due} AND course_key IS NULL ORDER BY due_at, id LIMIT 1{}",
+            self.dialect.indexed_by(UNRESOLVED_INDEX),
             self.dialect.skip_locked()
         )))
         .bind(now)
