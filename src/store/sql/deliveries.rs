@@ -540,6 +540,22 @@ impl SqlStore {
     }
 }
 
+type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
+
+/// Binds the columns that inserting and updating an item share, in their
+/// order in `statements::INSERT_ITEM` and `statements::update_item`.
+fn bind_item(query: AnyQuery, row: &ItemRow<'_>, now: i64) -> AnyQuery {
+    query
+        .bind(row.sku.to_owned())
+        .bind(row.course_key.map(str::to_owned))
+        .bind(row.email.map(str::to_owned))
+        .bind(row.action)
+        .bind(row.state.as_str())
+        .bind(row.reason.map(str::to_owned))
+        .bind(now)
+        .bind(now)
+}
+
 /// Intake's statements through sqlx, on any of the three databases.
 struct SqlxIntake<'a> {
     db: &'a SqlStore,
@@ -665,15 +681,7 @@ impl IntakeTx for SqlxIntake<'_> {
         line_item_id: &str,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
-        sqlx::query(self.db.sql(statements::INSERT_ITEM))
-            .bind(row.sku.to_owned())
-            .bind(row.course_key.map(str::to_owned))
-            .bind(row.email.map(str::to_owned))
-            .bind(row.action)
-            .bind(row.state.as_str())
-            .bind(row.reason.map(str::to_owned))
-            .bind(now)
-            .bind(now)
+        bind_item(sqlx::query(self.db.sql(statements::INSERT_ITEM)), row, now)
             .bind(now)
             .bind(order_id)
             .bind(line_item_id.to_owned())
@@ -688,21 +696,11 @@ impl IntakeTx for SqlxIntake<'_> {
         id: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            self.db
-                .sql(&statements::update_item(&sources_of(row.state))),
-        )
-        .bind(row.sku.to_owned())
-        .bind(row.course_key.map(str::to_owned))
-        .bind(row.email.map(str::to_owned))
-        .bind(row.action)
-        .bind(row.state.as_str())
-        .bind(row.reason.map(str::to_owned))
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(&mut **self.tx)
-        .await?;
+        let statement = statements::update_item(&sources_of(row.state));
+        bind_item(sqlx::query(self.db.sql(&statement)), row, now)
+            .bind(id)
+            .execute(&mut **self.tx)
+            .await?;
         Ok(())
     }
 

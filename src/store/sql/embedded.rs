@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::types::ToSql;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use super::deliveries::{
     statements, write_batch, IntakeTx, IntakeWrite, ItemRow, OrderRow, RequestRow, Written,
@@ -134,6 +135,27 @@ pub(super) fn database_file(url: &str) -> Option<PathBuf> {
     }
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
     Some(options.get_filename().to_path_buf())
+}
+
+/// The columns that inserting and updating an item share, in their order in
+/// `statements::INSERT_ITEM` and `statements::update_item`.
+fn item_values<'a>(row: &'a ItemRow<'_>, now: &'a i64) -> [&'a dyn ToSql; 8] {
+    [
+        &row.sku,
+        &row.course_key,
+        &row.email,
+        &row.action,
+        &row.state,
+        &row.reason,
+        now,
+        now,
+    ]
+}
+
+impl ToSql for EnrollmentState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
 }
 
 /// Intake's statements, run at once on the writer's thread.
@@ -286,21 +308,11 @@ impl IntakeTx for Statements<'_> {
         line_item_id: &str,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
+        let mut values = item_values(row, &now).to_vec();
+        values.extend([&now as &dyn ToSql, &order_id, &line_item_id]);
         self.conn
             .prepare_cached(statements::INSERT_ITEM)?
-            .execute(params![
-                row.sku,
-                row.course_key,
-                row.email,
-                row.action,
-                row.state.as_str(),
-                row.reason,
-                now,
-                now,
-                now,
-                order_id,
-                line_item_id
-            ])?;
+            .execute(params_from_iter(values))?;
         Ok(())
     }
 
@@ -310,19 +322,11 @@ impl IntakeTx for Statements<'_> {
         id: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
+        let mut values = item_values(row, &now).to_vec();
+        values.push(&id);
         self.conn
             .prepare_cached(&spelled().update_item[&row.state])?
-            .execute(params![
-                row.sku,
-                row.course_key,
-                row.email,
-                row.action,
-                row.state.as_str(),
-                row.reason,
-                now,
-                now,
-                id
-            ])?;
+            .execute(params_from_iter(values))?;
         Ok(())
     }
 

@@ -54,17 +54,12 @@ impl SqlStore {
     ) -> Result<(u64, u64), StoreError> {
         // Locked and read again under the lock: an order a delivery just
         // reopened is not finished any more.
-        let rows = sqlx::query(self.sql(&format!(
-            "SELECT id FROM orders WHERE state IN ('{}', '{}') AND updated_at < ? ORDER BY id LIMIT ?{}",
+        let finished = format!(
+            "SELECT id FROM orders WHERE state IN ('{}', '{}') AND updated_at < ?",
             OrderState::Enrolled.as_str(),
             OrderState::Cancelled.as_str(),
-            self.dialect.for_update()
-        )))
-        .bind(cutoff)
-        .bind(BATCH)
-        .fetch_all(&mut **tx)
-        .await?;
-        let ids = integers(&rows, "id")?;
+        );
+        let ids = self.batch_before(tx, &finished, cutoff).await?;
         if ids.is_empty() {
             return Ok((0, 0));
         }
@@ -87,18 +82,30 @@ impl SqlStore {
         Ok((affected[3], affected[2]))
     }
 
-    /// One batch of requests of no order (rejected, pings, ignored topics)
-    /// received before `cutoff`.
-    async fn prune_requests(&self, tx: &mut super::Tx, cutoff: i64) -> Result<u64, StoreError> {
+    /// The first `BATCH` ids that `select` (one `?`: the cutoff) finds,
+    /// locked for this transaction.
+    async fn batch_before(
+        &self,
+        tx: &mut super::Tx,
+        select: &str,
+        cutoff: i64,
+    ) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(self.sql(&format!(
-            "SELECT id FROM requests WHERE order_id IS NULL AND received_at < ? ORDER BY id LIMIT ?{}",
+            "{select} ORDER BY id LIMIT ?{}",
             self.dialect.for_update()
         )))
         .bind(cutoff)
         .bind(BATCH)
         .fetch_all(&mut **tx)
         .await?;
-        let ids = integers(&rows, "id")?;
+        Ok(integers(&rows, "id")?)
+    }
+
+    /// One batch of requests of no order (rejected, pings, ignored topics)
+    /// received before `cutoff`.
+    async fn prune_requests(&self, tx: &mut super::Tx, cutoff: i64) -> Result<u64, StoreError> {
+        let orderless = "SELECT id FROM requests WHERE order_id IS NULL AND received_at < ?";
+        let ids = self.batch_before(tx, orderless, cutoff).await?;
         if ids.is_empty() {
             return Ok(0);
         }
