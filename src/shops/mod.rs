@@ -12,7 +12,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::config::{Config, Secret};
-use crate::domain::{CourseRef, Delivery, LearnerEmail, LineItem, Platform};
+use crate::domain::{CourseRef, LearnerEmail, LineItem, Platform};
+pub use crate::domain::{Envelope, Judgement, Rejection, Verified};
 
 /// A webhook endpoint: the platform it serves and the topic its path implies
 /// for a request without a topic header.
@@ -66,15 +67,6 @@ pub struct Received<'a> {
     /// The body's full size.
     pub size: u64,
     pub truncated: bool,
-}
-
-/// What a request is, judged in the order SPEC §3 gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Judgement {
-    /// WooCommerce's ping when a webhook is saved: answered 200, nothing to do.
-    Ping,
-    Rejected(Rejection),
-    Trusted(Verified),
 }
 
 /// Judges a request to `endpoint` by the shops and limits `config` sets: the
@@ -136,20 +128,7 @@ pub fn envelope(platform: Platform, headers: &HeaderMap) -> Envelope {
     }
 }
 
-/// Why a delivery is refused, with the status it is answered with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    /// 400: the request is malformed.
-    #[error("{0}")]
-    BadRequest(String),
-    /// 403: the sender is not a shop we trust, or the signature is wrong.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 413: the body is over the configured limit.
-    #[error("{0}")]
-    TooLarge(String),
-}
-
+/// The status a rejection is answered with.
 impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -158,27 +137,6 @@ impl Rejection {
             Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
-}
-
-/// A delivery whose signature checked out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
-    /// The configured shop it came from (Shopify domain, lower-case; WooCommerce
-    /// source as configured).
-    pub shop: String,
-    /// The topic header, or the one the path implies.
-    pub topic: String,
-    /// Shopify's `X-Shopify-Webhook-Id`: the same on every redelivery.
-    pub webhook_id: Option<String>,
-    pub delivery: Delivery,
-}
-
-/// What the request's headers say, for storing beside any verdict.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Envelope {
-    pub shop: Option<String>,
-    pub topic: Option<String>,
-    pub webhook_id: Option<String>,
 }
 
 /// A header's value as text, if present and printable.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail, OrderState, Platform};
-use crate::shops::{Envelope, Judgement};
+use crate::domain::{Envelope, Judgement};
 
 pub use dialect::Dialect;
 pub use intake::IntakePolicy;
@@ -434,7 +434,7 @@ impl Store {
     pub async fn accept_delivery(
         &self,
         request: &RequestRecord,
-        verified: &crate::shops::Verified,
+        verified: &crate::domain::Verified,
         policy: IntakePolicy,
     ) -> Result<DeliveryTaken, StoreError> {
         let write = sql::IntakeWrite::Accept {

@@ -8,8 +8,8 @@
 use sqlx::{Executor, Row};
 
 use super::{clip, flag, opt_text, parse, sources_of, text, SqlStore, Tx};
+use crate::domain::Verified;
 use crate::domain::{Acceptance, Delivery, EnrollmentState, Order, OrderState};
-use crate::shops::Verified;
 use crate::store::dialect::Dialect;
 use crate::store::intake::{self, IntakePolicy, ItemChange, ItemFields, StoredItem};
 use crate::store::{RequestRecord, StoreError};
