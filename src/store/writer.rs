@@ -83,28 +83,58 @@ impl IntakeWriter {
 }
 
 /// Commits a batch of requests in one transaction.
-trait Commit {
-    async fn commit(
+pub(super) trait Commit {
+    /// One transaction; with `isolate`, a savepoint per delivery.
+    async fn commit_once(
         &mut self,
         writes: &[IntakeWrite],
+        isolate: bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError>;
-}
 
-impl Commit for SqlStore {
+    /// Whether an error is a delivery's own, not the database's.
+    fn a_delivery_failed(&self, error: &StoreError) -> bool;
+
+    /// Commits the batch without savepoints; should a delivery fail, commits
+    /// it again with one per delivery, so that its neighbours are stored.
+    /// Failures are rare, and savepoints cost round trips on every delivery.
     async fn commit(
         &mut self,
         writes: &[IntakeWrite],
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        self.write_intake(writes).await
+        match self.commit_once(writes, false).await {
+            Ok(results) => Ok(results),
+            Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
+            Err(e) if !self.a_delivery_failed(&e) => Err(e),
+            Err(_) => self.commit_once(writes, true).await,
+        }
+    }
+}
+
+impl Commit for SqlStore {
+    async fn commit_once(
+        &mut self,
+        writes: &[IntakeWrite],
+        isolate: bool,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        self.write_intake(writes, isolate).await
+    }
+
+    fn a_delivery_failed(&self, error: &StoreError) -> bool {
+        SqlStore::a_delivery_failed(self, error)
     }
 }
 
 impl Commit for EmbeddedWriter {
-    async fn commit(
+    async fn commit_once(
         &mut self,
         writes: &[IntakeWrite],
+        isolate: bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        self.write_intake(writes).await
+        self.write_intake(writes, isolate).await
+    }
+
+    fn a_delivery_failed(&self, error: &StoreError) -> bool {
+        EmbeddedWriter::a_delivery_failed(self, error)
     }
 }
 

@@ -274,11 +274,10 @@ pub(super) trait IntakeTx {
     async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError>;
 }
 
-/// Stores many requests in the caller's transaction. Run first with
-/// `isolate` false: no savepoints, and the first delivery that fails fails the
-/// batch. The caller then rolls back and runs it again with `isolate`, each
-/// delivery under a savepoint, so that one that fails leaves its neighbours
-/// stored. Failures are rare; savepoints cost round trips on every delivery.
+/// Stores many requests in the caller's transaction. Without `isolate` the
+/// first delivery that fails fails the batch; with it, each delivery is under
+/// a savepoint, so that one that fails leaves its neighbours stored (when to
+/// use which: `writer::Commit::commit`).
 pub(super) async fn write_batch<T: IntakeTx>(
     tx: &mut T,
     now: i64,
@@ -501,23 +500,9 @@ async fn apply_changes<T: IntakeTx>(
 }
 
 impl SqlStore {
-    /// Stores many requests in one transaction (one durable commit for all);
-    /// one that fails leaves its neighbours stored (see `write_batch`).
-    pub async fn write_intake(
-        &self,
-        writes: &[IntakeWrite],
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        match self.write_intake_once(writes, false).await {
-            Ok(results) => Ok(results),
-            Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
-            Err(e) if !self.a_delivery_failed(&e) => Err(e),
-            Err(_) => self.write_intake_once(writes, true).await,
-        }
-    }
-
     /// Whether a failed batch is worth running again with a savepoint per
     /// delivery: not when the database is unreachable or kept conflicting.
-    fn a_delivery_failed(&self, error: &StoreError) -> bool {
+    pub fn a_delivery_failed(&self, error: &StoreError) -> bool {
         match error {
             StoreError::Database(e @ sqlx::Error::Database(_)) => !self.dialect.is_conflict(e),
             StoreError::Database(_) => false,
@@ -525,7 +510,8 @@ impl SqlStore {
         }
     }
 
-    async fn write_intake_once(
+    /// Stores many requests in one transaction (see `write_batch`).
+    pub async fn write_intake(
         &self,
         writes: &[IntakeWrite],
         isolate: bool,
@@ -734,6 +720,7 @@ impl IntakeTx for SqlxIntake<'_> {
 mod tests {
     use super::*;
     use crate::domain::Platform;
+    use crate::store::writer::Commit;
 
     fn refused(endpoint: &str) -> IntakeWrite {
         IntakeWrite::Record {
@@ -831,16 +818,16 @@ mod tests {
         let store = refusing_store(dialect, dir.path()).await;
         let batch = [refused("/a"), refused("/refused"), refused("/b")];
 
-        let results = store.write_intake(&batch).await.unwrap();
+        let results = store.clone().commit(&batch).await.unwrap();
         assert_eq!(outcomes(&results), [true, false, true]);
         assert_eq!(stored_endpoints(&store).await, ["/a", "/b"]);
 
         // Alone, the failing one fails by itself.
-        let results = store.write_intake(&batch[1..2]).await.unwrap();
+        let results = store.clone().commit(&batch[1..2]).await.unwrap();
         assert_eq!(outcomes(&results), [false]);
 
         if let Some(mut own) = store.embedded_writer().unwrap() {
-            let results = own.write_intake(&batch).await.unwrap();
+            let results = own.commit(&batch).await.unwrap();
             assert_eq!(outcomes(&results), [true, false, true]);
             assert_eq!(stored_endpoints(&store).await, ["/a", "/b", "/a", "/b"]);
         }

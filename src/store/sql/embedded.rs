@@ -50,29 +50,24 @@ impl EmbeddedWriter {
         })
     }
 
-    /// Stores many requests in one transaction; one that fails leaves its
-    /// neighbours stored (see `write_batch`).
+    /// Stores many requests in one transaction (see `write_batch`).
     pub async fn write_intake(
         &mut self,
         writes: &[IntakeWrite],
+        isolate: bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        let first = self.write_intake_once(writes, false).await;
-        if first.is_err() && !self.conn.is_autocommit() {
+        let written = self.write_intake_in_turn(writes, isolate).await;
+        if written.is_err() && !self.conn.is_autocommit() {
             // A rollback failed: the connection would keep the write lock.
             tracing::warn!(
                 "the intake writer's connection is stuck in a transaction; opening a new one"
             );
             self.conn = connect(&self.path)?;
         }
-        match first {
-            Ok(results) => Ok(results),
-            Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
-            Err(e) if !a_delivery_failed(&e) => Err(e),
-            Err(_) => self.write_intake_once(writes, true).await,
-        }
+        written
     }
 
-    async fn write_intake_once(
+    async fn write_intake_in_turn(
         &mut self,
         writes: &[IntakeWrite],
         isolate: bool,
@@ -86,6 +81,19 @@ impl EmbeddedWriter {
         tx.commit()?;
         Ok(results)
     }
+
+    /// Whether a failed batch is worth running again with a savepoint per
+    /// delivery: not when the database itself is busy or failing.
+    pub fn a_delivery_failed(&self, error: &StoreError) -> bool {
+        use rusqlite::ErrorCode::*;
+        match error {
+            StoreError::Embedded(rusqlite::Error::SqliteFailure(e, _)) => !matches!(
+                e.code,
+                DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen | DiskFull | ReadOnly
+            ),
+            _ => true,
+        }
+    }
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -96,19 +104,6 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_handler(Some(wait_for_lock))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
-}
-
-/// Whether a failed batch is worth running again with a savepoint per
-/// delivery: not when the database itself is busy or failing.
-fn a_delivery_failed(error: &StoreError) -> bool {
-    use rusqlite::ErrorCode::*;
-    match error {
-        StoreError::Embedded(rusqlite::Error::SqliteFailure(e, _)) => !matches!(
-            e.code,
-            DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen | DiskFull | ReadOnly
-        ),
-        _ => true,
-    }
 }
 
 /// SQLite's busy handler: looks again every `BUSY_POLL` until `BUSY_WAIT`.
