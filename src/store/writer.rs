@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::sql::{EmbeddedWriter, IntakeWrite, SqlStore, Written};
+use super::sql::{IntakeWrite, SqlStore, Written};
 use super::{Dialect, StoreError};
 
 /// The most requests in one transaction.
@@ -82,7 +82,8 @@ impl IntakeWriter {
     }
 }
 
-/// Commits a batch of requests in one transaction.
+/// Commits a batch of requests in one transaction: `SqlStore` through sqlx,
+/// `EmbeddedWriter` on its own SQLite connection.
 pub(super) trait Commit {
     /// One transaction; with `isolate`, a savepoint per delivery.
     async fn commit_once(
@@ -107,34 +108,6 @@ pub(super) trait Commit {
             Err(e) if !self.a_delivery_failed(&e) => Err(e),
             Err(_) => self.commit_once(writes, true).await,
         }
-    }
-}
-
-impl Commit for SqlStore {
-    async fn commit_once(
-        &mut self,
-        writes: &[IntakeWrite],
-        isolate: bool,
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        self.write_intake(writes, isolate).await
-    }
-
-    fn a_delivery_failed(&self, error: &StoreError) -> bool {
-        SqlStore::a_delivery_failed(self, error)
-    }
-}
-
-impl Commit for EmbeddedWriter {
-    async fn commit_once(
-        &mut self,
-        writes: &[IntakeWrite],
-        isolate: bool,
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        self.write_intake(writes, isolate).await
-    }
-
-    fn a_delivery_failed(&self, error: &StoreError) -> bool {
-        EmbeddedWriter::a_delivery_failed(self, error)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::domain::Verified;
 use crate::domain::{Acceptance, Delivery, EnrollmentState, Order, OrderState};
 use crate::store::dialect::Dialect;
 use crate::store::intake::{self, IntakePolicy, ItemChange, ItemFields, StoredItem};
+use crate::store::writer::Commit;
 use crate::store::{RequestRecord, StoreError};
 
 /// One request to store, with what its verdict implies.
@@ -499,10 +500,9 @@ async fn apply_changes<T: IntakeTx>(
     Ok(new_work)
 }
 
-impl SqlStore {
-    /// Whether a failed batch is worth running again with a savepoint per
-    /// delivery: not when the database is unreachable or kept conflicting.
-    pub fn a_delivery_failed(&self, error: &StoreError) -> bool {
+impl Commit for SqlStore {
+    /// Not when the database is unreachable or kept conflicting.
+    fn a_delivery_failed(&self, error: &StoreError) -> bool {
         match error {
             StoreError::Database(e @ sqlx::Error::Database(_)) => !self.dialect.is_conflict(e),
             StoreError::Database(_) => false,
@@ -510,9 +510,8 @@ impl SqlStore {
         }
     }
 
-    /// Stores many requests in one transaction (see `write_batch`).
-    pub async fn write_intake(
-        &self,
+    async fn commit_once(
+        &mut self,
         writes: &[IntakeWrite],
         isolate: bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
@@ -720,7 +719,6 @@ impl IntakeTx for SqlxIntake<'_> {
 mod tests {
     use super::*;
     use crate::domain::Platform;
-    use crate::store::writer::Commit;
 
     fn refused(endpoint: &str) -> IntakeWrite {
         IntakeWrite::Record {

@@ -19,6 +19,7 @@ use super::{parse, sources_of};
 use crate::domain::{EnrollmentState, OrderState};
 use crate::store::dialect::Dialect;
 use crate::store::intake::StoredItem;
+use crate::store::writer::Commit;
 use crate::store::StoreError;
 
 /// How long a write waits for another writer (a worker, another process)
@@ -50,8 +51,25 @@ impl EmbeddedWriter {
         })
     }
 
-    /// Stores many requests in one transaction (see `write_batch`).
-    pub async fn write_intake(
+    /// One transaction, in this process's turn to write.
+    async fn write_intake_in_turn(
+        &mut self,
+        writes: &[IntakeWrite],
+        isolate: bool,
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let _turn = self.turns.lock().await;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = super::super::now_ms();
+        let results = write_batch(&mut Statements { conn: &tx }, now, writes, isolate).await?;
+        tx.commit()?;
+        Ok(results)
+    }
+}
+
+impl Commit for EmbeddedWriter {
+    async fn commit_once(
         &mut self,
         writes: &[IntakeWrite],
         isolate: bool,
@@ -67,24 +85,8 @@ impl EmbeddedWriter {
         written
     }
 
-    async fn write_intake_in_turn(
-        &mut self,
-        writes: &[IntakeWrite],
-        isolate: bool,
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        let _turn = self.turns.lock().await;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = super::super::now_ms();
-        let results = write_batch(&mut Statements { conn: &tx }, now, writes, isolate).await?;
-        tx.commit()?;
-        Ok(results)
-    }
-
-    /// Whether a failed batch is worth running again with a savepoint per
-    /// delivery: not when the database itself is busy or failing.
-    pub fn a_delivery_failed(&self, error: &StoreError) -> bool {
+    /// Not when the database itself is busy or failing.
+    fn a_delivery_failed(&self, error: &StoreError) -> bool {
         use rusqlite::ErrorCode::*;
         match error {
             StoreError::Embedded(rusqlite::Error::SqliteFailure(e, _)) => !matches!(
