@@ -2,7 +2,6 @@
 //! running service uses.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -209,7 +208,7 @@ async fn prune_deletes_finished_orders_and_keeps_failed_ones(db: Db) {
     assert_eq!(kept.code, 0, "{}", kept.stderr);
     assert!(kept.stdout.contains("deleted 0 finished order(s) and 0 request(s)"), "{}", kept.stdout);
 
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    clock_moves_on(2).await;
     let pruned = cli(&app, &["prune", "--older-than", "1ms"]).await;
     assert_eq!(pruned.code, 0, "{}", pruned.stderr);
     assert!(pruned.stdout.contains("deleted 1 finished order(s) and 2 request(s)"), "{}", pruned.stdout);

@@ -247,6 +247,17 @@ impl TestApp {
 }
 
 /// Polls `condition` until it holds or `deadline` passes; true when it held.
+/// Waits until the clock has moved `ms` milliseconds past now, so that what
+/// was written so far is that much in the past (the store keeps milliseconds).
+pub async fn clock_moves_on(ms: u64) {
+    let from = std::time::SystemTime::now();
+    let moved = wait_until(Duration::from_secs(5), || async move {
+        from.elapsed().is_ok_and(|e| e > Duration::from_millis(ms))
+    })
+    .await;
+    assert!(moved, "the clock stood still");
+}
+
 pub async fn wait_until<F, Fut>(deadline: Duration, mut condition: F) -> bool
 where
     F: FnMut() -> Fut,

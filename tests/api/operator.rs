@@ -131,7 +131,7 @@ async fn prune_never_touches_orders_that_wait_or_work(db: Db) {
     assert!(dashboard.oldest_pending_due_ms.is_some());
     assert!(dashboard.lms.misconfigured.is_some());
 
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    clock_moves_on(2).await;
     let report = app.store.prune(Duration::ZERO).await.unwrap();
 
     assert_eq!(report.orders, 0);
