@@ -218,6 +218,47 @@ pub struct LineItem {
     pub learner: Result<LearnerEmail, String>,
 }
 
+impl LineItem {
+    /// The longest line item id kept, in characters: what every database's
+    /// column holds, so that an id is the same whether read back or received.
+    pub const MAX_ID_CHARS: usize = 191;
+
+    /// A shop's line item id as it is kept: cut to [`LineItem::MAX_ID_CHARS`].
+    pub fn kept_id(raw: &str) -> String {
+        match raw.char_indices().nth(Self::MAX_ID_CHARS) {
+            Some((end, _)) => raw[..end].to_owned(),
+            None => raw.to_owned(),
+        }
+    }
+}
+
+/// Gives every line item of an order an id none of its other items has, so
+/// that each gets its own enrollment. Shops should never repeat an id, but
+/// ids can also meet after normalising (`7` and `"7"`), cutting, or when an
+/// id-less item's positional id equals a real one: the first keeps the id,
+/// later ones get `#2`, `#3`, ... in the order the shop lists them, which
+/// a redelivery of the same order repeats.
+pub fn distinct_line_item_ids(items: &mut [LineItem]) {
+    let mut taken = std::collections::HashSet::with_capacity(items.len());
+    for item in items.iter_mut() {
+        let mut id = LineItem::kept_id(&item.id);
+        let mut n = 1;
+        while taken.contains(&id) {
+            n += 1;
+            let suffix = format!("#{n}");
+            let base = LineItem::kept_id(&item.id);
+            let room = LineItem::MAX_ID_CHARS - suffix.chars().count();
+            let cut = base
+                .char_indices()
+                .nth(room)
+                .map_or(base.len(), |(end, _)| end);
+            id = format!("{}{suffix}", &base[..cut]);
+        }
+        taken.insert(id.clone());
+        item.id = id;
+    }
+}
+
 /// An order as a shop describes it, in the terms this service acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
@@ -455,6 +496,54 @@ pub struct Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(id: &str) -> LineItem {
+        LineItem {
+            id: id.to_owned(),
+            sku: String::new(),
+            course: CourseRef::None,
+            learner: Err("none".into()),
+        }
+    }
+
+    #[test]
+    fn every_line_item_gets_an_id_of_its_own() {
+        let long = "x".repeat(LineItem::MAX_ID_CHARS + 20);
+        let mut items: Vec<LineItem> = [
+            "7",
+            "7",
+            "7#2",
+            "7",
+            &format!("{long}a"),
+            &format!("{long}b"),
+        ]
+        .into_iter()
+        .map(item)
+        .collect();
+        distinct_line_item_ids(&mut items);
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let cut = "x".repeat(LineItem::MAX_ID_CHARS);
+        let cut_with_room = format!("{}#2", "x".repeat(LineItem::MAX_ID_CHARS - 2));
+        assert_eq!(ids, ["7", "7#2", "7#2#2", "7#3", &cut, &cut_with_room]);
+        assert!(ids
+            .iter()
+            .all(|id| id.chars().count() <= LineItem::MAX_ID_CHARS));
+
+        // The same list again gives the same ids: a redelivery finds its items.
+        let mut again: Vec<LineItem> = [
+            "7",
+            "7",
+            "7#2",
+            "7",
+            &format!("{long}a"),
+            &format!("{long}b"),
+        ]
+        .into_iter()
+        .map(item)
+        .collect();
+        distinct_line_item_ids(&mut again);
+        assert_eq!(again, items);
+    }
 
     #[test]
     fn course_keys() {

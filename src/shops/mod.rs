@@ -12,7 +12,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::config::{Config, Secret};
-use crate::domain::{CourseRef, LearnerEmail, LineItem, Platform};
+use crate::domain::{distinct_line_item_ids, CourseRef, LearnerEmail, LineItem, Platform};
 pub use crate::domain::{Envelope, Judgement, Rejection, Verified};
 
 /// A webhook endpoint: the platform it serves and the topic its path implies
@@ -170,14 +170,25 @@ pub(crate) fn id_and_line_items(json: &Value) -> Result<(String, &Vec<Value>), R
     }
 }
 
+/// An order's line items, each with an id of its own
+/// ([`distinct_line_item_ids`]); `learner` finds an item's learner email.
+pub(crate) fn line_items<'a>(
+    items: &'a [Value],
+    learner: impl Fn(&'a Value) -> Option<&'a str>,
+    no_learner: &str,
+) -> Vec<LineItem> {
+    let mut lines: Vec<LineItem> = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| line_item(index, item, learner(item), no_learner))
+        .collect();
+    distinct_line_item_ids(&mut lines);
+    lines
+}
+
 /// A line item: anything malformed inside it becomes that item's failure,
 /// never a rejection of the delivery.
-pub(crate) fn line_item(
-    index: usize,
-    item: &Value,
-    learner: Option<&str>,
-    no_learner: &str,
-) -> LineItem {
+fn line_item(index: usize, item: &Value, learner: Option<&str>, no_learner: &str) -> LineItem {
     let sku = match item.get("sku") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),

@@ -5,11 +5,11 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::{
-    bad, check_signature, forbidden, header, id_and_line_items, json_id, line_item, non_empty,
+    bad, check_signature, forbidden, header, id_and_line_items, json_id, line_items, non_empty,
     usable_secret, Envelope, Rejection, Verified,
 };
 use crate::config::ShopifyShop;
-use crate::domain::{Delivery, Order};
+use crate::domain::{Delivery, LineItem, Order};
 
 /// The topics whose payload is a whole order to record or update.
 const ORDER_TOPICS: [&str; 4] = [
@@ -93,7 +93,7 @@ fn parse_delivery(topic: &str, json: &Value) -> Result<Delivery, Rejection> {
 }
 
 fn parse_order(topic: &str, json: &Value) -> Result<Order, Rejection> {
-    let (id, line_items) = id_and_line_items(json)?;
+    let (id, items) = id_and_line_items(json)?;
     let buyer_email = [
         json.get("email"),
         json.get("contact_email"),
@@ -116,18 +116,11 @@ fn parse_order(topic: &str, json: &Value) -> Result<Order, Rejection> {
             .flat_map(refund_line_item_ids)
             .collect(),
     );
-    let items = line_items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            line_item(
-                index,
-                item,
-                email_property(item).or(buyer_email.as_deref()),
-                NO_LEARNER,
-            )
-        })
-        .collect();
+    let items = line_items(
+        items,
+        |item| email_property(item).or(buyer_email.as_deref()),
+        NO_LEARNER,
+    );
     Ok(Order {
         id,
         number,
@@ -166,6 +159,7 @@ fn refund_line_item_ids(refund: &Value) -> impl Iterator<Item = String> + '_ {
     list(refund.get("refund_line_items"))
         .iter()
         .filter_map(|r| r.get("line_item_id").and_then(json_id))
+        .map(|id| LineItem::kept_id(&id))
 }
 
 fn list(value: Option<&Value>) -> &[Value] {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    bad, check_signature, forbidden, header, id_and_line_items, json_id, line_item, non_empty,
+    bad, check_signature, forbidden, header, id_and_line_items, json_id, line_items, non_empty,
     usable_secret, Envelope, Rejection, Verified,
 };
 use crate::config::WooCommerceShop;
@@ -88,7 +88,7 @@ fn normalize_source(source: &str) -> String {
 }
 
 fn parse_order(json: &Value) -> Result<Order, Rejection> {
-    let (id, line_items) = id_and_line_items(json)?;
+    let (id, items) = id_and_line_items(json)?;
     let buyer_email = non_empty(json.pointer("/billing/email")).map(str::to_owned);
     let number = json
         .get("number")
@@ -98,18 +98,11 @@ fn parse_order(json: &Value) -> Result<Order, Rejection> {
         .get("status")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let items = line_items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            line_item(
-                index,
-                item,
-                email_field(item).or(buyer_email.as_deref()),
-                NO_LEARNER,
-            )
-        })
-        .collect();
+    let items = line_items(
+        items,
+        |item| email_field(item).or(buyer_email.as_deref()),
+        NO_LEARNER,
+    );
     Ok(Order {
         number: if number.starts_with('#') {
             number

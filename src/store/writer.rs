@@ -96,7 +96,8 @@ pub(super) trait Commit {
     fn a_delivery_failed(&self, error: &StoreError) -> bool;
 
     /// Commits the batch without savepoints; should a delivery fail, commits
-    /// it again with one per delivery, so that its neighbours are stored.
+    /// it again with one per delivery, so that its neighbours are stored and
+    /// it is recorded with the reason it failed.
     /// Failures are rare, and savepoints cost round trips on every delivery.
     async fn commit(
         &mut self,
@@ -104,7 +105,7 @@ pub(super) trait Commit {
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         match self.commit_once(writes, false).await {
             Ok(results) => Ok(results),
-            Err(e) if writes.len() == 1 => Ok(vec![Err(e)]),
+            Err(e) if !self.a_delivery_failed(&e) && writes.len() == 1 => Ok(vec![Err(e)]),
             Err(e) if !self.a_delivery_failed(&e) => Err(e),
             Err(_) => self.commit_once(writes, true).await,
         }

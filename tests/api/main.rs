@@ -39,6 +39,7 @@ mod browser;
 mod cancellations;
 mod cli;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod lms;
 mod operations;

@@ -301,11 +301,51 @@ pub(super) async fn write_batch<T: IntakeTx>(
             Err(e) if tx.undid_transaction(&e) => return Err(e),
             Err(e) => {
                 tx.savepoint("ROLLBACK TO SAVEPOINT delivery").await?;
-                results.push(Err(e));
+                results.push(write_unstorable(tx, now, write, e).await?);
             }
         }
     }
     Ok(results)
+}
+
+/// A trusted delivery whose own content failed to write (a constraint, a
+/// value a column refuses) would fail again on every redelivery: a 503
+/// would only make the shop give up on us. It is stored as a request with
+/// that reason instead, answered 200, and can be replayed once mended. If
+/// even that fails, the database itself is the problem, and the answer 503.
+async fn write_unstorable<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    write: &IntakeWrite,
+    error: StoreError,
+) -> Result<Result<Written, StoreError>, StoreError> {
+    let IntakeWrite::Accept {
+        request, verified, ..
+    } = write
+    else {
+        return Ok(Err(error));
+    };
+    let reason =
+        format!("the delivery could not be stored ({error}); replay it once this is mended");
+    tracing::error!(shop = %verified.shop, topic = %verified.topic, %reason, "a trusted delivery was not taken in");
+    let row = RequestRow::new(request, Some(verified), 200, "ignored", Some(&reason), None);
+    tx.savepoint("SAVEPOINT delivery").await?;
+    match tx.insert_request(now, &row).await {
+        Ok(request_id) => {
+            tx.savepoint("RELEASE SAVEPOINT delivery").await?;
+            Ok(Ok(Written {
+                request_id,
+                acceptance: Some(Acceptance::Ignored),
+                order_id: None,
+                new_work: false,
+            }))
+        }
+        Err(e) if tx.undid_transaction(&e) => Err(e),
+        Err(e) => {
+            tx.savepoint("ROLLBACK TO SAVEPOINT delivery").await?;
+            Ok(Err(e))
+        }
+    }
 }
 
 async fn write_one<T: IntakeTx>(
@@ -748,17 +788,30 @@ mod tests {
         let store = SqlStore::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         let trigger: &[&str] = match dialect {
-            Dialect::Sqlite => &["CREATE TRIGGER refuse BEFORE INSERT ON requests \
-                WHEN NEW.endpoint = '/refused' BEGIN SELECT RAISE(FAIL, 'refused'); END"],
+            Dialect::Sqlite => &[
+                "CREATE TRIGGER refuse BEFORE INSERT ON requests \
+                 WHEN NEW.endpoint = '/refused' BEGIN SELECT RAISE(FAIL, 'refused'); END",
+                "CREATE TRIGGER refuse_item BEFORE INSERT ON enrollments \
+                 WHEN NEW.sku = 'REFUSED' BEGIN SELECT RAISE(FAIL, 'refused'); END",
+            ],
             Dialect::Postgres => &[
                 "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN \
                  IF NEW.endpoint = '/refused' THEN RAISE EXCEPTION 'refused'; END IF; \
                  RETURN NEW; END $$ LANGUAGE plpgsql",
                 "CREATE TRIGGER refuse BEFORE INSERT ON requests FOR EACH ROW EXECUTE FUNCTION refuse()",
+                "CREATE FUNCTION refuse_item() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.sku = 'REFUSED' THEN RAISE EXCEPTION 'refused'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_item BEFORE INSERT ON enrollments FOR EACH ROW EXECUTE FUNCTION refuse_item()",
             ],
-            Dialect::MySql => &["CREATE TRIGGER refuse BEFORE INSERT ON requests FOR EACH ROW BEGIN \
-                IF NEW.endpoint = '/refused' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'; \
-                END IF; END"],
+            Dialect::MySql => &[
+                "CREATE TRIGGER refuse BEFORE INSERT ON requests FOR EACH ROW BEGIN \
+                 IF NEW.endpoint = '/refused' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'; \
+                 END IF; END",
+                "CREATE TRIGGER refuse_item BEFORE INSERT ON enrollments FOR EACH ROW BEGIN \
+                 IF NEW.sku = 'REFUSED' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'; \
+                 END IF; END",
+            ],
         };
         for statement in trigger {
             sqlx::raw_sql(statement)
@@ -829,6 +882,133 @@ mod tests {
             assert_eq!(outcomes(&results), [true, false, true]);
             assert_eq!(stored_endpoints(&store).await, ["/a", "/b", "/a", "/b"]);
         }
+    }
+
+    /// A trusted order with one line item of `sku`, received at `endpoint`.
+    fn order_with_sku(endpoint: &str, order_id: &str, sku: &str) -> IntakeWrite {
+        let IntakeWrite::Record { request, .. } = refused(endpoint) else {
+            unreachable!()
+        };
+        IntakeWrite::Accept {
+            request,
+            verified: Verified {
+                shop: "shop.example".into(),
+                topic: "orders/create".into(),
+                webhook_id: None,
+                delivery: Delivery::Order(Order {
+                    id: order_id.into(),
+                    number: format!("#{order_id}"),
+                    buyer_email: Some("buyer@example.org".into()),
+                    paid: true,
+                    cancelled: false,
+                    refunded_items: vec![],
+                    items: vec![crate::domain::LineItem {
+                        id: "1".into(),
+                        sku: sku.into(),
+                        course: crate::domain::CourseRef::Sku(sku.into()),
+                        learner: crate::domain::LearnerEmail::parse("learner@example.org"),
+                    }],
+                }),
+            },
+            policy: IntakePolicy {
+                require_payment: false,
+                unenroll_on_cancel: false,
+            },
+        }
+    }
+
+    async fn stored_outcomes(store: &SqlStore) -> Vec<(String, i64, String)> {
+        let rows = sqlx::query("SELECT endpoint, http_status, outcome FROM requests ORDER BY id")
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    text(r, "endpoint").unwrap(),
+                    r.try_get::<i64, _>("http_status").unwrap(),
+                    text(r, "outcome").unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// A trusted delivery whose content the database refuses is stored with
+    /// the reason and answered, never left to fail the same way on every
+    /// redelivery; only when not even its request can be stored is it an error.
+    async fn a_delivery_the_database_refuses_is_stored_with_its_reason(dialect: Dialect) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = refusing_store(dialect, dir.path()).await;
+        let batch = [
+            order_with_sku("/a", "1", "COURSE"),
+            order_with_sku("/b", "2", "REFUSED"),
+            order_with_sku("/c", "3", "COURSE"),
+        ];
+        let taken = |results: &[Result<Written, StoreError>]| -> Vec<Option<Acceptance>> {
+            results
+                .iter()
+                .map(|r| r.as_ref().ok().and_then(|w| w.acceptance))
+                .collect()
+        };
+
+        let results = store.clone().commit(&batch).await.unwrap();
+        use Acceptance::{Accepted, Ignored};
+        assert_eq!(
+            taken(&results),
+            [Some(Accepted), Some(Ignored), Some(Accepted)]
+        );
+        assert!(results[1].as_ref().unwrap().order_id.is_none());
+        // Alone, too.
+        let results = store.clone().commit(&batch[1..2]).await.unwrap();
+        assert_eq!(taken(&results), [Some(Ignored)]);
+        let ignored = |e: &str| (e.to_owned(), 200, "ignored".to_owned());
+        let accepted = |e: &str| (e.to_owned(), 200, "accepted".to_owned());
+        assert_eq!(
+            stored_outcomes(&store).await,
+            [accepted("/a"), ignored("/b"), accepted("/c"), ignored("/b")]
+        );
+        let reason: String = sqlx::query("SELECT reason FROM requests WHERE endpoint = '/b'")
+            .fetch_all(&store.reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| text(r, "reason").unwrap())
+            .next()
+            .unwrap();
+        assert!(reason.contains("could not be stored"), "{reason}");
+
+        // Not even the request can be stored: the database is the problem.
+        let both = [order_with_sku("/refused", "4", "REFUSED")];
+        let results = store.clone().commit(&both).await.unwrap();
+        assert!(results[0].is_err());
+
+        if let Some(mut own) = store.embedded_writer().unwrap() {
+            let results = own.commit(&batch).await.unwrap();
+            use Acceptance::Duplicate;
+            assert_eq!(
+                taken(&results),
+                [Some(Duplicate), Some(Ignored), Some(Duplicate)]
+            );
+            let results = own.commit(&both).await.unwrap();
+            assert!(results[0].is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_the_database_refuses_is_stored_with_its_reason_sqlite() {
+        a_delivery_the_database_refuses_is_stored_with_its_reason(Dialect::Sqlite).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "PostgreSQL: run with --include-ignored (server: EDX_WEBHOOKS_TEST_POSTGRES)"]
+    async fn a_delivery_the_database_refuses_is_stored_with_its_reason_postgres() {
+        a_delivery_the_database_refuses_is_stored_with_its_reason(Dialect::Postgres).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "MySQL/MariaDB: run with --include-ignored (server: EDX_WEBHOOKS_TEST_MYSQL)"]
+    async fn a_delivery_the_database_refuses_is_stored_with_its_reason_mysql() {
+        a_delivery_the_database_refuses_is_stored_with_its_reason(Dialect::MySql).await;
     }
 
     #[tokio::test]
