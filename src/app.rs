@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::http::{monitoring_router, router, AppState};
+use crate::http::{give_back_memory, monitoring_router, router, serve, AppState};
 use crate::jobs::{spawn_workers, JobSettings};
 use crate::lms::LmsClient;
 use crate::metrics::Metrics;
@@ -109,19 +109,17 @@ impl App {
                 store: self.store.clone(),
                 intake_policy: IntakePolicy::from_config(&self.config),
                 metrics: self.metrics.clone(),
+                request_memory: Arc::new(tokio::sync::Semaphore::new(
+                    self.config.http.request_memory,
+                )),
             };
             let routes = if self.mode.webhooks {
                 router(state)
             } else {
                 monitoring_router(state)
             };
-            let app = routes.into_make_service_with_connect_info::<SocketAddr>();
-            let stopped = stop.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped.cancelled_owned())
-                    .await
-            })
+            tokio::spawn(give_back_memory(stop.clone()));
+            tokio::spawn(serve(listener, routes, self.config.http, stop.clone()))
         });
         match address {
             Some(address) => info!(%address, workers = workers.len(), "edx-webhooks running"),
@@ -136,10 +134,8 @@ impl App {
         let grace = self.config.lms.timeout + Duration::from_secs(5);
         let drained = async {
             if let Some(server) = server {
-                match server.await {
-                    Ok(Err(e)) => warn!(error = %e, "server stopped with an error"),
-                    Err(e) => warn!(error = %e, "server task failed"),
-                    Ok(Ok(())) => {}
+                if let Err(e) = server.await {
+                    warn!(error = %e, "server task failed");
                 }
             }
             while workers.join_next().await.is_some() {}

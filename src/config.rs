@@ -90,6 +90,17 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
 }
 
+/// Bounds on what clients may hold of the server, whoever they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Bytes of request bodies held in memory at once, all requests together.
+    pub request_memory: usize,
+}
+
 /// `Debug` is written out below: it hides the database URL's password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -102,6 +113,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     pub workers: usize,
     pub max_body: usize,
+    /// What one client may cost the server: see [`HttpLimits`].
+    pub http: HttpLimits,
     pub trusted_proxies: Vec<IpNet>,
     pub admin_password: Option<Secret>,
     pub admin_password_hash: Option<Secret>,
@@ -138,6 +151,11 @@ impl Config {
             },
             workers: 4,
             max_body: 5 * 1024 * 1024,
+            http: HttpLimits {
+                header_timeout: Duration::from_secs(10),
+                max_connections: 512,
+                request_memory: 32 * 1024 * 1024,
+            },
             trusted_proxies: Vec::new(),
             admin_password: None,
             admin_password_hash: None,
@@ -161,6 +179,7 @@ impl fmt::Debug for Config {
             retry,
             workers,
             max_body,
+            http,
             trusted_proxies,
             admin_password,
             admin_password_hash,
@@ -178,6 +197,7 @@ impl fmt::Debug for Config {
             .field("retry", retry)
             .field("workers", workers)
             .field("max_body", max_body)
+            .field("http", http)
             .field("trusted_proxies", trusted_proxies)
             .field("admin_password", admin_password)
             .field("admin_password_hash", admin_password_hash)

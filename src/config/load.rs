@@ -77,6 +77,14 @@ impl Config {
             values::size(v).and_then(|n| usize::try_from(n).map_err(|_| "too large".into()))
         };
         layers.apply(&MAX_BODY, max_body, &mut config.max_body)?;
+        let http = &mut config.http;
+        layers.apply(&HEADER_TIMEOUT, values::duration, &mut http.header_timeout)?;
+        layers.apply(
+            &MAX_CONNECTIONS,
+            |v| values::count(v, 1, 1_000_000),
+            &mut http.max_connections,
+        )?;
+        layers.apply(&REQUEST_MEMORY, max_body, &mut http.request_memory)?;
         layers.apply(
             &TRUSTED_PROXIES,
             values::trusted_proxies,
@@ -115,6 +123,12 @@ fn check_together(config: &Config) -> Result<(), ConfigError> {
             humantime::format_duration(retry.max_delay),
             RETRY_DELAY.env,
             humantime::format_duration(retry.first_delay),
+        )));
+    }
+    if config.http.request_memory < config.max_body {
+        return Err(ConfigError::Inconsistent(format!(
+            "{} ({} bytes) must be at least {} ({} bytes): a body that size must fit",
+            REQUEST_MEMORY.env, config.http.request_memory, MAX_BODY.env, config.max_body,
         )));
     }
     if config.admin_password.is_some() && config.admin_password_hash.is_some() {

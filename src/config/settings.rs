@@ -125,6 +125,10 @@ pub(super) const LMS_RATE_LIMIT: Setting = setting("EDX_WEBHOOKS_LMS_RATE_LIMIT"
 pub(super) const LMS_TIMEOUT: Setting = setting("EDX_WEBHOOKS_LMS_TIMEOUT", "lms_timeout");
 pub(super) const WORKERS: Setting = setting("EDX_WEBHOOKS_WORKERS", "workers");
 pub(super) const MAX_BODY: Setting = setting("EDX_WEBHOOKS_MAX_BODY", "max_body");
+pub(super) const HEADER_TIMEOUT: Setting = setting("EDX_WEBHOOKS_HEADER_TIMEOUT", "header_timeout");
+pub(super) const MAX_CONNECTIONS: Setting =
+    setting("EDX_WEBHOOKS_MAX_CONNECTIONS", "max_connections");
+pub(super) const REQUEST_MEMORY: Setting = setting("EDX_WEBHOOKS_REQUEST_MEMORY", "request_memory");
 pub(super) const TRUSTED_PROXIES: Setting = Setting {
     list: true,
     ..setting("EDX_WEBHOOKS_TRUSTED_PROXIES", "trusted_proxies")
@@ -164,6 +168,9 @@ pub(super) const FILE_SETTINGS: &[&Setting] = &[
     &LMS_TIMEOUT,
     &WORKERS,
     &MAX_BODY,
+    &HEADER_TIMEOUT,
+    &MAX_CONNECTIONS,
+    &REQUEST_MEMORY,
     &TRUSTED_PROXIES,
     &ADMIN_PASSWORD,
     &ADMIN_PASSWORD_HASH,

@@ -2,6 +2,7 @@
 //! the delivery, store it with its verdict, answer.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -11,13 +12,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http_body_util::BodyExt;
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 use super::error::HttpError;
+use super::framing::AmbiguousLength;
 use super::AppState;
 use crate::domain::Delivery;
 use crate::metrics::Verdict;
-use crate::shops::{self, Endpoint, Judgement, Received};
+use crate::shops::{self, Endpoint, Judgement, Received, Rejection};
 use crate::store::RequestRecord;
 
 /// How much of an oversized body is kept for the operator to look at.
@@ -27,30 +30,48 @@ pub async fn receive(
     State(state): State<AppState>,
     Extension(endpoint): Extension<Endpoint>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
-    let (verdict, response) = take(&state, endpoint, peer, method, uri, headers, body).await;
+    let (parts, body) = request.into_parts();
+    let request = Incoming {
+        endpoint,
+        peer,
+        method: parts.method,
+        uri: parts.uri,
+        ambiguous: parts.extensions.get::<AmbiguousLength>().is_some(),
+        headers: parts.headers,
+    };
+    let (verdict, response) = take(&state, request, body).await;
     state
         .metrics
         .webhook_answered(endpoint.platform, verdict, started.elapsed());
     response
 }
 
-/// Judges, stores and answers one request; says how, for the metrics.
-async fn take(
-    state: &AppState,
+/// A request's parts, as the intake handler receives them.
+struct Incoming {
     endpoint: Endpoint,
     peer: SocketAddr,
     method: Method,
     uri: Uri,
+    /// It carried both `Content-Length` and `Transfer-Encoding`.
+    ambiguous: bool,
     headers: HeaderMap,
-    body: Body,
-) -> (Verdict, Response) {
-    let received = match read_body(body, &headers, state.config.max_body).await {
+}
+
+/// Judges, stores and answers one request; says how, for the metrics.
+async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Response) {
+    let Incoming {
+        endpoint,
+        peer,
+        method,
+        uri,
+        ambiguous,
+        headers,
+    } = request;
+    let limit = state.config.max_body;
+    let received = match read_body(body, &headers, limit, &state.request_memory).await {
         Ok(received) => received,
         Err(reason) => {
             info!(status = 400, reason = %reason, "delivery rejected before it was read");
@@ -79,16 +100,20 @@ async fn take(
         body: received.bytes,
         envelope: shops::envelope(endpoint.platform, &headers),
     };
-    let judgement = shops::judge(
-        &state.config,
-        endpoint,
-        &Received {
-            headers: &headers,
-            body: &record.body,
-            size: record.body_size,
-            truncated: record.body_truncated,
-        },
-    );
+    let judgement = if ambiguous {
+        Judgement::Rejected(Rejection::BadRequest(AmbiguousLength::REASON.into()))
+    } else {
+        shops::judge(
+            &state.config,
+            endpoint,
+            &Received {
+                headers: &headers,
+                body: &record.body,
+                size: record.body_size,
+                truncated: record.body_truncated,
+            },
+        )
+    };
     let stored = match state
         .store
         .record_judgement(&record, &judgement, state.intake_policy)
@@ -156,20 +181,36 @@ struct ReceivedBody {
     bytes: Vec<u8>,
     size: u64,
     truncated: bool,
+    /// The share of `REQUEST_MEMORY` the bytes hold, until they are stored.
+    _held: Option<OwnedSemaphorePermit>,
 }
 
-/// Reads at most `limit` bytes; past it, keeps the first 64 KiB and stops reading.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<ReceivedBody, String> {
+/// Reads at most `limit` bytes; past it, keeps the first 64 KiB and stops
+/// reading. The bytes kept are taken out of `memory`, shared by all requests:
+/// while it is spent, reading waits (within the request's time limit).
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    memory: &Arc<Semaphore>,
+) -> Result<ReceivedBody, String> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let keep = |mut bytes: Vec<u8>, seen: u64| {
+    // A declared length is reserved at once, so that requests do not each
+    // hold a part while waiting for the rest.
+    let mut held = MemoryShare::new(memory.clone());
+    if let Some(declared) = declared {
+        held.reserve(declared.min(limit as u64) as usize).await;
+    }
+    let keep = |mut bytes: Vec<u8>, seen: u64, held: MemoryShare| {
         bytes.truncate(KEPT_OF_OVERSIZED);
         Ok(ReceivedBody {
             bytes,
             size: declared.unwrap_or(seen).max(seen),
             truncated: true,
+            _held: held.permit,
         })
     };
     let mut bytes = Vec::new();
@@ -184,18 +225,53 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Rece
         if seen > limit as u64 {
             let room = KEPT_OF_OVERSIZED.saturating_sub(bytes.len());
             bytes.extend_from_slice(&data[..room.min(data.len())]);
-            return keep(bytes, seen);
+            return keep(bytes, seen, held);
         }
+        held.reserve(bytes.len() + data.len()).await;
         bytes.extend_from_slice(&data);
         if declared.is_some_and(|d| d > limit as u64) && bytes.len() >= KEPT_OF_OVERSIZED {
-            return keep(bytes, seen);
+            return keep(bytes, seen, held);
         }
     }
     Ok(ReceivedBody {
         bytes,
         size: seen,
         truncated: false,
+        _held: held.permit,
     })
+}
+
+/// Bytes of the shared request memory one request holds.
+struct MemoryShare {
+    memory: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl MemoryShare {
+    fn new(memory: Arc<Semaphore>) -> MemoryShare {
+        MemoryShare {
+            memory,
+            permit: None,
+            bytes: 0,
+        }
+    }
+
+    /// Holds at least `total` bytes, waiting for them when they are spent.
+    async fn reserve(&mut self, total: usize) {
+        let Some(more) = total.checked_sub(self.bytes).filter(|&n| n > 0) else {
+            return;
+        };
+        let more_permits = u32::try_from(more).unwrap_or(u32::MAX);
+        let Ok(permit) = self.memory.clone().acquire_many_owned(more_permits).await else {
+            return;
+        };
+        self.bytes += more_permits as usize;
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+    }
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the

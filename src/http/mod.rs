@@ -2,10 +2,12 @@
 
 mod admin;
 mod error;
+mod framing;
 mod health;
 mod intake;
 mod metrics;
 mod request_span;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use crate::shops::{Endpoint, ENDPOINTS};
 use crate::store::{IntakePolicy, Store};
 
 pub use error::HttpError;
+pub use server::{give_back_memory, serve};
 
 /// The longest any request may take, body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +35,8 @@ pub struct AppState {
     pub store: Store,
     pub intake_policy: IntakePolicy,
     pub metrics: Metrics,
+    /// What request bodies may hold in memory, all together (`REQUEST_MEMORY`).
+    pub request_memory: Arc<tokio::sync::Semaphore>,
 }
 
 fn webhook(endpoint: Endpoint) -> MethodRouter<AppState> {

@@ -41,6 +41,7 @@ mod cli;
 mod helpers;
 mod hostile;
 mod lifecycle;
+mod limits;
 mod lms;
 mod operations;
 mod operator;
