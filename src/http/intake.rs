@@ -1,7 +1,7 @@
 //! The webhook endpoints: read the body within the limit, have `shops` judge
 //! the delivery, store it with its verdict, answer.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::error::HttpError;
 use super::framing::AmbiguousLength;
-use super::AppState;
+use super::{client_address, AppState};
 use crate::domain::Delivery;
 use crate::metrics::Verdict;
 use crate::shops::{self, Endpoint, Judgement, Received, Rejection};
@@ -85,7 +85,9 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
         platform: endpoint.platform,
         method: method.to_string(),
         endpoint: uri.path().to_owned(),
-        source_ip: Some(source_ip(peer.ip(), &headers, &state.config.trusted_proxies).to_string()),
+        source_ip: Some(
+            client_address(peer.ip(), &headers, &state.config.trusted_proxies).to_string(),
+        ),
         headers: headers
             .iter()
             .map(|(k, v)| {
@@ -271,46 +273,5 @@ impl MemoryShare {
             Some(held) => held.merge(permit),
             None => self.permit = Some(permit),
         }
-    }
-}
-
-/// The client's address: the peer, or, when the peer is a trusted proxy, the
-/// last address in `X-Forwarded-For` that is not a trusted proxy.
-fn source_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_for_only_from_trusted_proxies() {
-        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "1.2.3.4, 10.0.0.7".parse().unwrap());
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let stranger: IpAddr = "5.6.7.8".parse().unwrap();
-        assert_eq!(
-            source_ip(proxy, &headers, &trusted),
-            "1.2.3.4".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(source_ip(stranger, &headers, &trusted), stranger);
-        assert_eq!(source_ip(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 }

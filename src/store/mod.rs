@@ -594,6 +594,25 @@ impl Store {
         self.db.request(request_id).await
     }
 
+    /// Starts an admin session, found later by `id_hash`, and forgets expired ones.
+    pub async fn open_admin_session(
+        &self,
+        id_hash: &str,
+        csrf: &str,
+        lifetime: Duration,
+    ) -> Result<(), StoreError> {
+        self.db.open_admin_session(id_hash, csrf, lifetime).await
+    }
+
+    /// The CSRF token of the live admin session `id_hash` names.
+    pub async fn admin_session(&self, id_hash: &str) -> Result<Option<String>, StoreError> {
+        self.db.admin_session(id_hash).await
+    }
+
+    pub async fn close_admin_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.db.close_admin_session(id_hash).await
+    }
+
     /// Requests answered 400 or above, newest first, and how many there are.
     pub async fn rejected_requests(
         &self,

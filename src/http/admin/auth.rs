@@ -1,10 +1,11 @@
-//! Who may use the admin UI: the password check, server-side sessions in
-//! memory, their cookie, and the per-session CSRF token every form carries.
+//! Who may use the admin UI: the password check, throttled per client
+//! address, server-side sessions kept in the database, their cookie, and the
+//! per-session CSRF token every form carries.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use axum::http::HeaderMap;
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
+use crate::store::Store;
 
 /// The session cookie; `Path=/admin` keeps it away from the webhook endpoints.
 pub const SESSION_COOKIE: &str = "edx_webhooks_admin";
@@ -25,6 +27,8 @@ pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 pub const LOGIN_FORM_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// What a wrong password costs, so guessing is slow.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
+/// Password checks running at once, whoever asks: argon2 is costly.
+const CONCURRENT_CHECKS: usize = 2;
 
 /// The configured admin password, in the form it can be checked against.
 #[derive(Clone)]
@@ -72,38 +76,48 @@ impl Credential {
 pub struct Session {
     /// Hidden in every form of this session and checked on every POST.
     pub csrf: String,
-    expires: Instant,
 }
 
-/// The password check and the live sessions.
+/// The password check and the sessions.
 pub struct Auth {
     credential: Credential,
-    /// Keyed by the SHA-256 of the cookie's value, so a lookup's timing says
-    /// nothing about the ids.
-    sessions: Mutex<HashMap<[u8; 32], Session>>,
-    /// One password check at a time, each failure held for a moment: guesses
-    /// cannot go faster than one a second, however many connections try.
-    login_gate: tokio::sync::Mutex<()>,
+    store: Store,
+    /// One password check at a time per client address, each failure held
+    /// for a moment: one address cannot guess faster than once a second,
+    /// and cannot slow anybody else's login.
+    gates: Mutex<HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>,
+    checks: tokio::sync::Semaphore,
 }
 
 impl Auth {
-    pub fn new(credential: Credential) -> Auth {
+    pub fn new(credential: Credential, store: Store) -> Auth {
         Auth {
             credential,
-            sessions: Mutex::new(HashMap::new()),
-            login_gate: tokio::sync::Mutex::new(()),
+            store,
+            gates: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
         }
     }
 
-    /// Checks a password; a wrong one is answered only after a delay.
-    pub async fn check_password(&self, password: &str) -> bool {
-        let _turn = self.login_gate.lock().await;
-        // argon2 is deliberately slow: off the async threads.
-        let credential = self.credential.clone();
-        let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || credential.matches(&password))
-            .await
-            .unwrap_or(false);
+    /// Checks a password from `client`; a wrong one is answered only after
+    /// a delay, during which that client's next try waits.
+    pub async fn check_password(&self, client: IpAddr, password: &str) -> bool {
+        let gate = {
+            let mut gates = self.gates.lock().expect("login gates lock");
+            // Gates nobody waits at go: the map holds only clients trying now.
+            gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+            gates.entry(throttled_as(client)).or_default().clone()
+        };
+        let _turn = gate.lock().await;
+        let matches = {
+            let _check = self.checks.acquire().await.expect("never closed");
+            // argon2 is deliberately slow: off the async threads.
+            let credential = self.credential.clone();
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || credential.matches(&password))
+                .await
+                .unwrap_or(false)
+        };
         if !matches {
             tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         }
@@ -111,43 +125,51 @@ impl Auth {
     }
 
     /// Starts a session; returns the cookie value.
-    pub fn open_session(&self) -> String {
+    pub async fn open_session(&self) -> Result<String, crate::store::StoreError> {
         let id = random_token();
-        let session = Session {
-            csrf: random_token(),
-            expires: Instant::now() + SESSION_LIFETIME,
-        };
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        sessions.insert(key_of(&id), session);
-        id
+        self.store
+            .open_admin_session(&key_of(&id), &random_token(), SESSION_LIFETIME)
+            .await?;
+        Ok(id)
     }
 
-    /// The live session a cookie value names.
-    pub fn session(&self, id: &str) -> Option<Session> {
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        let key = key_of(id);
-        match sessions.get(&key) {
-            Some(s) if s.expires > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                sessions.remove(&key);
+    /// The live session a cookie value names. A database that cannot be
+    /// read logs no one in.
+    pub async fn session(&self, id: &str) -> Option<Session> {
+        match self.store.admin_session(&key_of(id)).await {
+            Ok(found) => found.map(|csrf| Session { csrf }),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read admin sessions");
                 None
             }
-            None => None,
         }
     }
 
-    pub fn close_session(&self, id: &str) {
-        self.sessions
-            .lock()
-            .expect("sessions lock")
-            .remove(&key_of(id));
+    pub async fn close_session(&self, id: &str) {
+        if let Err(e) = self.store.close_admin_session(&key_of(id)).await {
+            tracing::warn!(error = %e, "could not end an admin session");
+        }
     }
 }
 
-fn key_of(id: &str) -> [u8; 32] {
-    Sha256::digest(id).into()
+/// IPv6 clients are throttled by their /64: one host usually holds all of it.
+fn throttled_as(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+    }
+}
+
+/// The hex SHA-256 of a session id: what is stored, never the id.
+fn key_of(id: &str) -> String {
+    Sha256::digest(id)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// 256 random bits from the operating system, URL-safe.
@@ -244,16 +266,13 @@ mod tests {
     }
 
     #[test]
-    fn sessions_open_and_close() {
-        let auth = Auth::new(Credential::Plain([0; 32]));
-        let id = auth.open_session();
-        assert_eq!(id.len(), 43, "256 bits, base64url");
-        let session = auth.session(&id).expect("live session");
-        assert_eq!(session.csrf.len(), 43);
-        assert_ne!(session.csrf, id);
-        assert!(auth.session("forged").is_none());
-        auth.close_session(&id);
-        assert!(auth.session(&id).is_none());
+    fn ipv6_clients_are_throttled_by_their_prefix() {
+        let one: IpAddr = "2001:db8:1:2::5".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(throttled_as(one), throttled_as(other));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(throttled_as(v4), v4);
+        assert_eq!(key_of("x").len(), 64);
     }
 
     #[test]

@@ -28,8 +28,10 @@ impl FromRequestParts<AdminState> for Operator {
         parts: &mut Parts,
         state: &AdminState,
     ) -> Result<Operator, Redirect> {
-        let found = cookie(&parts.headers, SESSION_COOKIE)
-            .and_then(|id| Some((id, state.auth.session(id)?)));
+        let found = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(id) => state.auth.session(id).await.map(|session| (id, session)),
+            None => None,
+        };
         match found {
             Some((id, session)) => Ok(Operator {
                 session_id: id.to_owned(),

@@ -20,6 +20,7 @@ use super::auth::{
 use super::error::PageError;
 use super::extract::CsrfForm;
 use super::{AdminState, Nav, NoFields};
+use crate::http::client_address;
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]
@@ -53,8 +54,10 @@ pub async fn form(
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, PageError> {
     let next = safe_next(&query.next);
-    let logged_in =
-        cookie(&headers, SESSION_COOKIE).is_some_and(|id| state.auth.session(id).is_some());
+    let logged_in = match cookie(&headers, SESSION_COOKIE) {
+        Some(id) => state.auth.session(id).await.is_some(),
+        None => false,
+    };
     if logged_in {
         return Ok(Redirect::to(next).into_response());
     }
@@ -75,8 +78,9 @@ pub async fn submit(
         let why = "This login form has expired. Please enter the password again.";
         return login_page(StatusCode::FORBIDDEN, secure, next, Some(why));
     }
-    if !state.auth.check_password(&form.password).await {
-        warn!(peer = %peer.ip(), "admin login refused: wrong password");
+    let client = client_address(peer.ip(), &headers, &state.config.trusted_proxies);
+    if !state.auth.check_password(client, &form.password).await {
+        warn!(%client, "admin login refused: wrong password");
         return login_page(
             StatusCode::UNAUTHORIZED,
             secure,
@@ -84,8 +88,12 @@ pub async fn submit(
             Some("Wrong password."),
         );
     }
-    let session = state.auth.open_session();
-    info!(peer = %peer.ip(), "admin login");
+    // A new session id at every login: one planted before it is worth nothing.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        state.auth.close_session(old).await;
+    }
+    let session = state.auth.open_session().await.map_err(PageError::Store)?;
+    info!(%client, "admin login");
     Ok((
         AppendHeaders([
             (
@@ -108,7 +116,7 @@ pub async fn logout(
     headers: HeaderMap,
     form: CsrfForm<NoFields>,
 ) -> Response {
-    state.auth.close_session(&form.operator.session_id);
+    state.auth.close_session(&form.operator.session_id).await;
     let secure = over_https(peer.ip(), &headers, &state.config);
     (
         [(

@@ -62,7 +62,7 @@ pub fn router(state: &AppState) -> Option<Router<AppState>> {
     let admin = AdminState {
         store: state.store.clone(),
         config: state.config.clone(),
-        auth: Arc::new(Auth::new(credential)),
+        auth: Arc::new(Auth::new(credential, state.store.clone())),
     };
     let routes = Router::new()
         .route("/admin", get(pages::dashboard))

@@ -7,6 +7,7 @@ mod deliveries;
 mod embedded;
 mod operator;
 mod prune;
+mod sessions;
 mod waiting;
 
 use std::collections::{BTreeMap, HashMap};
