@@ -96,7 +96,7 @@ impl LmsClient {
             .expect("TLS backend available");
         let lookup = reqwest::Client::builder()
             .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::limited(10))
+            .redirect(sku::same_host_redirects(&config.base_url))
             .user_agent(concat!("edx-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("TLS backend available");

@@ -58,6 +58,20 @@ impl LmsClient {
         let status = answer.status;
         let found = if (200..300).contains(&status) {
             course_in_path(answer.url.path())
+        } else if (300..400).contains(&status) {
+            // A redirect away from the LMS, not followed: its target is read,
+            // never asked.
+            let target = answer
+                .headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|location| answer.url.join(location).ok());
+            tracing::warn!(
+                sku,
+                target = target.as_ref().map(|t| t.as_str()),
+                "the SKU lookup was redirected away from the LMS; not followed"
+            );
+            target.and_then(|t| course_in_path(t.path()))
         } else if status == 404 {
             None
         } else {
@@ -73,6 +87,25 @@ impl LmsClient {
             .insert(sku.to_owned(), (found.clone(), Instant::now()));
         Ok(found)
     }
+}
+
+/// Redirects are followed (up to 10) only while they stay on the LMS's host:
+/// a SKU lookup never sends a request elsewhere.
+pub(super) fn same_host_redirects(lms: &url::Url) -> reqwest::redirect::Policy {
+    let host = lms.host_str().map(str::to_ascii_lowercase);
+    let port = lms.port_or_known_default();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let next = attempt.url();
+        let same = next.host_str().map(str::to_ascii_lowercase) == host
+            && (next.port_or_known_default() == port || next.scheme() == "https");
+        if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else if same {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// `/courses/course-v1:Org+Course+Run/about` → `course-v1:Org+Course+Run`.

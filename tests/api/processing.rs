@@ -68,6 +68,44 @@ async fn a_sku_is_resolved_through_the_lms_redirect_with_the_prefix(db: Db) {
     assert!(app.lms.is_enrolled(COURSE_B, "ann@example.org"));
 }
 
+async fn a_sku_lookup_never_follows_a_redirect_to_another_host(db: Db) {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let app = spawn_app(db).await;
+    // Another host (another port: another origin) that answers anything.
+    let stranger = MockServer::start().await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&stranger)
+        .await;
+    for (sku, target) in [
+        ("AWAY", format!("{}/courses/{COURSE_B}/about", stranger.uri())),
+        ("AWAY-NO-COURSE", format!("{}/shop/landing", stranger.uri())),
+    ] {
+        Mock::given(method("HEAD"))
+            .and(wiremock::matchers::path(format!("/{sku}")))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", target))
+            .mount(&app.lms.server)
+            .await;
+    }
+    let order = shopify_order(
+        2010,
+        &[(1, "AWAY", Some("ann@example.org")), (2, "AWAY-NO-COURSE", Some("ann@example.org"))],
+        None,
+        "paid",
+    );
+    assert_eq!(app.shopify("orders/create", &order).await.status(), 200);
+
+    let view = app.wait_for_order("2010", SHOP, "enrolled").await;
+    // The course in the redirect's target is read without asking that host.
+    assert_eq!(item(&view, "1").course_key.as_deref(), Some(COURSE_B));
+    assert_eq!(item(&view, "2").state, "skipped");
+    assert!(
+        stranger.received_requests().await.unwrap().is_empty(),
+        "the lookup sent a request to another host"
+    );
+}
+
 async fn a_sku_that_is_not_a_course_is_skipped_while_the_rest_enrolls(db: Db) {
     let app = spawn_app(db).await;
     // The fake LMS answers 404 for any SKU it has no redirect for.
