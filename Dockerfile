@@ -8,7 +8,13 @@ COPY . /
 
 FROM docker.io/library/rust:1-slim-bookworm AS build
 WORKDIR /src
-COPY --from=source / /src
+# What the build reads, and nothing else (no target/ of a checkout).
+COPY --from=source /Cargo.toml /Cargo.lock ./
+COPY --from=source /src ./src
+COPY --from=source /migrations ./migrations
+COPY --from=source /templates ./templates
+COPY --from=source /benches ./benches
+COPY --from=source /tests ./tests
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin edx-webhooks \
