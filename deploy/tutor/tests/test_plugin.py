@@ -272,6 +272,7 @@ def test_init_creates_a_working_database_and_the_service_starts_on_it(project, a
         "WEBHOOKRECEIVER_WOOCOMMERCE_SECRET=woo-secret-1",
         "WEBHOOKRECEIVER_WOOCOMMERCE_REQUIRE_PAYMENT=true",
         "WEBHOOKRECEIVER_SKU_PREFIX=sku/",
+        "WEBHOOKRECEIVER_DJANGO_LOG_LEVEL=WARN",  # the old plugin's default
     )
     script = init_script(project, "mysql-job")
     service = None
