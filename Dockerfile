@@ -13,8 +13,6 @@ COPY --from=source /Cargo.toml /Cargo.lock ./
 COPY --from=source /src ./src
 COPY --from=source /migrations ./migrations
 COPY --from=source /templates ./templates
-COPY --from=source /benches ./benches
-COPY --from=source /tests ./tests
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin edx-webhooks \

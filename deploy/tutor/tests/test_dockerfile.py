@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 from conftest import REPO
 
@@ -58,3 +59,27 @@ def test_the_build_copies_only_what_exists_and_the_context_leaves_target_out():
                 assert (REPO / source.lstrip("/")).exists(), source
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "target/" in ignored and ".env" in ignored
+
+
+
+def test_the_build_copies_every_file_the_compiler_reads():
+    """What src/ reads at compile time (migrations, templates, included files) is copied."""
+    text = (REPO / "Dockerfile").read_text()
+    copied = set()
+    for word, rest in instructions(text):
+        if word == "COPY" and rest.startswith("--from=source"):
+            copied.update(Path(source.lstrip("/")).parts[0] for source in rest.split()[1:-1])
+    assert {"Cargo.toml", "Cargo.lock", "src"} <= copied
+    needed = set()
+    for file in (REPO / "src").rglob("*.rs"):
+        code = file.read_text()
+        for included in re.findall(r'include_(?:str|bytes)!\("([^"]+)"\)', code):
+            needed.add((file.parent / included).resolve().relative_to(REPO).parts[0])
+        for migrations in re.findall(r'migrate!\("([^"]+)"\)', code):
+            needed.add(Path(migrations).parts[0] if not migrations.startswith("./") else Path(migrations[2:]).parts[0])
+        if "#[template(" in code:
+            needed.add("templates")  # askama's default directory
+    assert {"migrations", "templates"} <= needed, needed
+    assert needed <= copied, f"read by the compiler but not copied: {needed - copied}"
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert not {f"{name}/" for name in needed} & set(ignored)
