@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -315,3 +316,28 @@ def test_init_creates_a_working_database_and_the_service_starts_on_it(project, a
             service.terminate()
             service.wait(timeout=60)
         mariadb("-e", f"DROP DATABASE IF EXISTS `{name}`; DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_lms_init_creates_the_staff_user_and_its_application(project, tmp_path):
+    odd = "s3cret'with \"quotes\" $(and) `a command`"
+    project.save(f"WEBHOOKRECEIVER_EDX_OAUTH2_SECRET={odd}", "WEBHOOKRECEIVER_EDX_OAUTH2_KEY=client 1")
+    script = init_script(project, "lms-job")
+    # A stand-in manage.py records its arguments, as the shell passed them.
+    calls = tmp_path / "manage.jsonl"
+    manage = tmp_path / "manage.py"
+    manage.write_text(
+        f"#!{sys.executable}\nimport json, sys\nopen({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    manage.chmod(0o755)
+    ran = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0, ran.stderr
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert recorded == [
+        ["lms", "manage_user", "webhook_receiver_app_user", "webhook_receiver_app_user@openedx", "--staff", "--unusable-password"],
+        [
+            "lms", "create_dot_application", "--grant-type", "client-credentials",
+            "--client-id", "client 1", "--client-secret", odd, "--update",
+            "webhook_receiver", "webhook_receiver_app_user",
+        ],
+    ]
+    assert init_script(project, "webhookreceiver-job") == "edx-webhooks migrate"
