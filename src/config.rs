@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+mod catalog;
 mod error;
 mod file;
 mod load;
@@ -18,6 +19,7 @@ mod sources;
 mod tests;
 mod values;
 
+pub use catalog::{known_settings, SettingNames};
 pub use error::ConfigError;
 pub use sources::Sources;
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use edx_webhooks::app::{App, RunMode};
-use edx_webhooks::config::{Config, LogFormat, Sources};
+use edx_webhooks::config::{known_settings, Config, LogFormat, Sources};
 use edx_webhooks::domain::OrderState;
+use edx_webhooks::operator::healthcheck::{healthz_url, probe};
 use edx_webhooks::operator::{self, render, OperatorError};
 use edx_webhooks::store::{OrderQuery, Store};
 
@@ -60,6 +61,23 @@ enum Command {
     Webhooks {
         #[command(subcommand)]
         command: WebhooksCommand,
+    },
+    /// List every setting: its environment name, the other names accepted
+    /// for it, its key in the config file, whether it is a secret.
+    Settings {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe a running service's /healthz (for Docker's HEALTHCHECK): exit 0
+    /// on a 2xx answer, 1 otherwise.
+    Healthcheck {
+        /// The URL to probe; by default /healthz on the listen address
+        /// (EDX_WEBHOOKS_LISTEN; 0.0.0.0 and [::] are probed on loopback).
+        url: Option<String>,
+        /// Give up after this long.
+        #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Delete finished orders and old requests.
     Prune {
@@ -152,6 +170,15 @@ fn order_state(value: &str) -> Result<OrderState, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Neither needs the settings to be valid (a probe given its URL needs none).
+    match &cli.command {
+        Command::Settings { json } => return list_settings(*json),
+        Command::Healthcheck {
+            url: Some(url),
+            timeout,
+        } => return healthcheck(url, *timeout).await,
+        _ => {}
+    }
     let mut sources = Sources::from_process();
     sources.file = cli.config.clone();
     let mut overrides = HashMap::new();
@@ -173,9 +200,18 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("edx-webhooks: configuration error: {e}");
-            return ExitCode::from(2);
+            // Docker reserves a health probe's exit code 2.
+            let code = if let Command::Healthcheck { .. } = cli.command {
+                1
+            } else {
+                2
+            };
+            return ExitCode::from(code);
         }
     };
+    if let Command::Healthcheck { timeout, .. } = cli.command {
+        return healthcheck(&healthz_url(config.listen), timeout).await;
+    }
     init_logging(&config);
     match run(cli.command, config).await {
         Ok(code) => code,
@@ -232,11 +268,39 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let store = Store::connect(&config.database_url).await?;
             Ok(finish(webhooks(command, &store, &config).await))
         }
+        Command::Settings { json } => Ok(list_settings(json)),
+        Command::Healthcheck { url, timeout } => {
+            let url = url.unwrap_or_else(|| healthz_url(config.listen));
+            Ok(healthcheck(&url, timeout).await)
+        }
         Command::Prune { older_than } => {
             let store = Store::connect(&config.database_url).await?;
             let report = store.prune(older_than).await?;
             print!("{}", render::pruned(&report, older_than));
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn list_settings(json: bool) -> ExitCode {
+    let settings = known_settings();
+    if json {
+        print_json(&settings);
+    } else {
+        print!("{}", render::settings(&settings));
+    }
+    ExitCode::SUCCESS
+}
+
+async fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
+    match probe(url, timeout).await {
+        Ok(status) => {
+            println!("healthy: {url} answered {status}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edx-webhooks: unhealthy: {e}");
+            ExitCode::FAILURE
         }
     }
 }

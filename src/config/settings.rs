@@ -179,6 +179,48 @@ pub(super) const FILE_SETTINGS: &[&Setting] = &[
     &LOG_LEVEL,
 ];
 
+/// Every setting, for `edx-webhooks settings`; a test below checks that no
+/// `Setting` of this file is missing.
+pub(super) const ALL: &[&Setting] = &[
+    &CONFIG_FILE,
+    &LISTEN,
+    &DATABASE_URL,
+    &DB_MIGRATION_ENGINE,
+    &DB_MIGRATION_NAME,
+    &DB_MIGRATION_USER,
+    &DB_MIGRATION_PASS,
+    &DB_MIGRATION_HOST,
+    &DB_MIGRATION_PORT,
+    &LMS_BASE_URL,
+    &OAUTH2_CLIENT_ID,
+    &OAUTH2_CLIENT_SECRET,
+    &SHOPIFY_SHOP_DOMAIN,
+    &SHOPIFY_API_KEY,
+    &WOOCOMMERCE_SOURCE,
+    &WOOCOMMERCE_SECRET,
+    &REQUIRE_PAYMENT,
+    &SKU_PREFIX,
+    &AUTO_ENROLL,
+    &SEND_ENROLLMENT_EMAIL,
+    &RETRY_DELAY,
+    &RETRY_MAX_DELAY,
+    &MAX_ATTEMPTS,
+    &BATCH_SIZE,
+    &LMS_RATE_LIMIT,
+    &LMS_TIMEOUT,
+    &WORKERS,
+    &MAX_BODY,
+    &HEADER_TIMEOUT,
+    &MAX_CONNECTIONS,
+    &REQUEST_MEMORY,
+    &TRUSTED_PROXIES,
+    &ADMIN_PASSWORD,
+    &ADMIN_PASSWORD_HASH,
+    &UNENROLL_ON_CANCEL,
+    &LOG_FORMAT,
+    &LOG_LEVEL,
+];
+
 /// The config file's tables of shops, one per platform.
 pub(super) struct ShopTable {
     /// `[[shopify]]`, `[[woocommerce]]`.
@@ -199,3 +241,46 @@ pub(super) const WOOCOMMERCE_TABLE: ShopTable = ShopTable {
     id: "source",
     secret: "secret",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    /// The names of this file's `Setting` constants, read from its source.
+    fn declared() -> Vec<&'static str> {
+        include_str!("settings.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub(super) const "))
+            .filter_map(|rest| rest.split_once(": "))
+            .filter(|(_, ty)| ty.starts_with("Setting ") || *ty == "Setting =")
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    #[test]
+    fn every_setting_is_in_the_list_once() {
+        let source = include_str!("settings.rs");
+        let list = source
+            .split("pub(super) const ALL: &[&Setting] = &[")
+            .nth(1)
+            .and_then(|rest| rest.split("];").next())
+            .expect("the list");
+        let listed: Vec<&str> = list
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix('&')?.strip_suffix(','))
+            .collect();
+        let declared = declared();
+        assert!(
+            declared.len() > 30,
+            "the scan finds the constants: {declared:?}"
+        );
+        assert_eq!(
+            listed, declared,
+            "ALL lists every Setting, in the file's order"
+        );
+        let mut names: Vec<&str> = ALL.iter().map(|s| s.env).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "no environment name twice");
+    }
+}

@@ -1,6 +1,7 @@
 //! What the operator commands do, as functions returning values; the command
 //! line prints them (`render` makes them text).
 
+pub mod healthcheck;
 pub mod render;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};

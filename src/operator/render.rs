@@ -261,6 +261,25 @@ pub fn pruned(report: &PruneReport, older_than: Duration) -> String {
     )
 }
 
+/// `edx-webhooks settings`: each setting's names, one a row.
+pub fn settings(list: &[crate::config::SettingNames]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.env.to_owned(),
+                s.file_key.unwrap_or("-").to_owned(),
+                if s.secret { "yes" } else { "" }.to_owned(),
+                s.aliases.join(" "),
+            ]
+        })
+        .collect();
+    table(
+        &["ENVIRONMENT", "FILE KEY", "SECRET", "ALSO ACCEPTED"],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

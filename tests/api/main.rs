@@ -38,6 +38,7 @@ mod admin;
 mod browser;
 mod cancellations;
 mod cli;
+mod deploy;
 mod helpers;
 mod hostile;
 mod lifecycle;
