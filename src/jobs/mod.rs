@@ -14,7 +14,7 @@ use crate::config::{Config, RetryPolicy};
 use crate::lms::LmsClient;
 use crate::store::{now_ms, Claim, ClaimResult, ClaimedWork, Idle, Store, StoreError};
 
-pub use outcome::{audit_reason, backoff};
+pub use outcome::{audit_reason, backoff, AccountWait};
 
 /// The longest an idle worker sleeps before looking again (work may come from
 /// another process, which cannot wake it).
@@ -31,6 +31,8 @@ pub struct JobSettings {
     pub lease: Duration,
     /// How often a misconfigured LMS is probed.
     pub probe_interval: Duration,
+    /// How long paid seats wait for their learners to register.
+    pub account: AccountWait,
 }
 
 impl JobSettings {
@@ -44,6 +46,10 @@ impl JobSettings {
                 .retry
                 .first_delay
                 .clamp(Duration::from_millis(10), Duration::from_secs(30)),
+            account: AccountWait {
+                wait: config.account_wait,
+                recheck_max: config.account_recheck_max,
+            },
         }
     }
 }
@@ -200,7 +206,47 @@ impl Worker {
                 let context = self.context(claim, crate::domain::Action::Enroll, started);
                 context.report_sku_lookup(sku, found)
             }
-            ClaimedWork::CallLms { course, action } => {
+            ClaimedWork::CallLms {
+                course,
+                action,
+                mode: Some(mode),
+            } if claim.work.one_learner_a_call() => {
+                let started = Instant::now();
+                let context = |started| self.context(claim, *action, started);
+                let Some((item, email)) = claim
+                    .items
+                    .first()
+                    .and_then(|i| Some((i, i.email.as_ref()?)))
+                else {
+                    return self
+                        .record(&context(started).report_mode_enroll(
+                            Err(crate::lms::LmsError::Permanent {
+                                status: 0,
+                                detail: "no learner email".into(),
+                            }),
+                            now_ms(),
+                        ))
+                        .await;
+                };
+                let order = audit_reason(std::slice::from_ref(item));
+                let active = *action == crate::domain::Action::Enroll;
+                let answer = self
+                    .with_lease(
+                        claim,
+                        self.lms.enroll_in_mode(course, mode, email, active, &order),
+                    )
+                    .await?;
+                match &answer {
+                    Ok(a) => {
+                        info!(%course, mode, action = action.as_str(), status = a.status, "LMS answered")
+                    }
+                    Err(e) => {
+                        warn!(%course, mode, action = action.as_str(), status = ?e.status(), problem = %e, "LMS call failed")
+                    }
+                }
+                context(started).report_mode_enroll(answer, now_ms())
+            }
+            ClaimedWork::CallLms { course, action, .. } => {
                 let mut identifiers: Vec<&str> = Vec::new();
                 for item in &claim.items {
                     if let Some(email) = &item.email {
@@ -261,6 +307,7 @@ impl Worker {
             policy: &self.settings.retry,
             token: &claim.token,
             items: &claim.items,
+            account: self.settings.account,
             action,
             duration_ms: started.elapsed().as_millis() as i64,
             probe_in: self.settings.probe_interval,

@@ -7,7 +7,7 @@ use rand::Rng;
 
 use crate::config::RetryPolicy;
 use crate::domain::{Action, CourseKey};
-use crate::lms::{BulkEnrollAnswer, LearnerOutcome, LmsError};
+use crate::lms::{BulkEnrollAnswer, LearnerOutcome, LmsError, ModeAnswer, ModeOutcome};
 use crate::store::{AttemptRecord, ClaimReport, ClaimedItem, ItemResult, LmsCondition};
 
 /// The delay before attempt `attempt + 1`: doubling from the first delay, capped,
@@ -36,8 +36,16 @@ fn retry_or_fail(policy: &RetryPolicy, item: &ClaimedItem, reason: &str) -> Item
     }
 }
 
+/// How long a paid seat waits for its learner's account, and how often it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountWait {
+    pub wait: Duration,
+    pub recheck_max: Duration,
+}
+
 pub struct Context<'a> {
     pub policy: &'a RetryPolicy,
+    pub account: AccountWait,
     pub token: &'a str,
     pub items: &'a [ClaimedItem],
     pub action: Action,
@@ -115,6 +123,17 @@ impl Context<'_> {
                         };
                         let detail = learner.detail.to_string();
                         let (result, outcome) = match (&learner.outcome, self.action) {
+                            // The invitation found an account after all: the seat follows now.
+                            (LearnerOutcome::Done { .. }, Action::Invite) if learner.enrolled => {
+                                (ItemResult::AccountFound, "account found")
+                            }
+                            (LearnerOutcome::Done { .. }, Action::Invite) => (
+                                ItemResult::AwaitingAccount {
+                                    delay: self.recheck_delay(item, now_ms),
+                                    invite: false,
+                                },
+                                "invited",
+                            ),
                             (LearnerOutcome::Done { before_enrollment }, Action::Enroll) => (
                                 ItemResult::Enrolled {
                                     before_enrollment: *before_enrollment,
@@ -140,11 +159,109 @@ impl Context<'_> {
                     .collect();
                 self.report(results, None)
             }
-            Err(LmsError::Transient { status, detail }) => {
+            Err(e) => self.report_error(e, now_ms),
+        }
+    }
+
+    /// The result of one Enrollment API request for one learner (a paid seat).
+    pub fn report_mode_enroll(
+        &self,
+        answer: Result<ModeAnswer, LmsError>,
+        now_ms: i64,
+    ) -> ClaimReport {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => return self.report_error(e, now_ms),
+        };
+        let results = self
+            .items
+            .iter()
+            .map(|item| {
+                let (result, outcome, counted) = match (&answer.outcome, self.action) {
+                    (ModeOutcome::Done { .. }, Action::Unenroll) => {
+                        (ItemResult::Unenrolled, "unenrolled", true)
+                    }
+                    (ModeOutcome::Done { new }, _) => (
+                        ItemResult::Enrolled {
+                            // A learner who had no account had nothing of the course before us.
+                            before_enrollment: Some(item.awaiting_since_ms.is_none() && !new),
+                        },
+                        "enrolled",
+                        true,
+                    ),
+                    (ModeOutcome::NoAccount, Action::Unenroll) => {
+                        (ItemResult::Unenrolled, "unenrolled", true)
+                    }
+                    (ModeOutcome::NoAccount, _) => match item.awaiting_since_ms {
+                        None => (
+                            ItemResult::AwaitingAccount {
+                                delay: Duration::ZERO,
+                                invite: true,
+                            },
+                            "no account",
+                            false,
+                        ),
+                        Some(since) if now_ms - since >= self.account.wait.as_millis() as i64 => (
+                            ItemResult::Failed {
+                                reason: format!(
+                                    "the learner never registered: the LMS still has no account for {} after {} \
+                                     (EDX_WEBHOOKS_ACCOUNT_WAIT); retry once they have one",
+                                    item.email.as_ref().map(|e| e.as_str()).unwrap_or_default(),
+                                    humantime::format_duration(self.account.wait)
+                                ),
+                            },
+                            "failed",
+                            false,
+                        ),
+                        Some(_) => (
+                            ItemResult::AwaitingAccount {
+                                delay: self.recheck_delay(item, now_ms),
+                                invite: false,
+                            },
+                            "no account",
+                            false,
+                        ),
+                    },
+                };
+                let attempt = self.attempt(
+                    Some(answer.status),
+                    outcome,
+                    answer.detail.clone(),
+                    counted,
+                );
+                (item.enrollment_id, result, Some(attempt))
+            })
+            .collect();
+        self.report(results, None)
+    }
+
+    /// When to look for a learner's account again: as long as it has been
+    /// waited for (doubling), from the first retry delay up to the longest
+    /// recheck delay, and not past the end of the wait.
+    fn recheck_delay(&self, item: &ClaimedItem, now_ms: i64) -> Duration {
+        let waited = item
+            .awaiting_since_ms
+            .map_or(0, |since| (now_ms - since).max(0) as u64);
+        let left = item.awaiting_since_ms.map_or(self.account.wait, |since| {
+            let end = since + self.account.wait.as_millis() as i64;
+            Duration::from_millis((end - now_ms).max(0) as u64)
+        });
+        Duration::from_millis(waited)
+            .clamp(
+                self.policy.first_delay,
+                self.account.recheck_max.max(self.policy.first_delay),
+            )
+            .min(left)
+    }
+
+    /// A request that failed as a whole: every claimed item shares its fate.
+    fn report_error(&self, error: LmsError, now_ms: i64) -> ClaimReport {
+        match error {
+            LmsError::Transient { status, detail } => {
                 let attempt = self.attempt(status, "retry", detail.clone(), true);
                 self.all(|i| retry_or_fail(self.policy, i, &detail), attempt, None)
             }
-            Err(LmsError::Throttled { retry_after }) => {
+            LmsError::Throttled { retry_after } => {
                 let attempt = self.attempt(
                     Some(429),
                     "throttled",
@@ -158,7 +275,7 @@ impl Context<'_> {
                     Some(LmsCondition::Throttled { until_ms }),
                 )
             }
-            Err(LmsError::Misconfigured { status, reason }) => {
+            LmsError::Misconfigured { status, reason } => {
                 let attempt = self.attempt(status, "misconfigured", reason.clone(), false);
                 let lms = LmsCondition::Misconfigured {
                     reason,
@@ -166,7 +283,7 @@ impl Context<'_> {
                 };
                 self.all(|_| ItemResult::Released, attempt, Some(lms))
             }
-            Err(LmsError::Permanent { status, detail }) => {
+            LmsError::Permanent { status, detail } => {
                 let reason = format!("the LMS answered {status}: {detail}");
                 let attempt = self.attempt(Some(status), "failed", detail, true);
                 self.all(
@@ -258,12 +375,17 @@ mod tests {
             order_number: "#1001".into(),
             email: LearnerEmail::parse(email).ok(),
             attempts,
+            awaiting_since_ms: None,
         }
     }
 
     fn context(items: &[ClaimedItem]) -> Context<'_> {
         Context {
             policy: &POLICY,
+            account: AccountWait {
+                wait: Duration::from_secs(86_400),
+                recheck_max: Duration::from_secs(3600),
+            },
             token: "t",
             items,
             action: Action::Enroll,
