@@ -429,6 +429,69 @@ mod tests {
     }
 
     #[test]
+    fn a_product_in_the_table_is_one_enrollment_per_course_in_its_mode() {
+        let key = |k: &str| CourseKey::parse(k).unwrap();
+        let mut products = HashMap::new();
+        products.insert(
+            "BUNDLE".to_owned(),
+            Product {
+                sku: "BUNDLE".into(),
+                courses: vec![key("course-v1:a+b+1"), key("course-v1:a+b+2")],
+                mode: Some("verified".into()),
+            },
+        );
+        let policy = IntakePolicy {
+            products: Arc::new(products),
+            ..IntakePolicy::default()
+        };
+        let o = order(
+            vec![
+                item("1", "BUNDLE", "x@y.org"),
+                item("2", "sku-9", "x@y.org"),
+            ],
+            true,
+        );
+        let plan = plan_order(&[], &o, true, false, &policy);
+        let planned: Vec<_> = plan
+            .iter()
+            .map(|c| match c {
+                ItemChange::Insert {
+                    line_item_id,
+                    part,
+                    fields,
+                } => (
+                    line_item_id.as_str(),
+                    *part,
+                    fields.course_key.as_deref(),
+                    fields.mode.as_deref(),
+                ),
+                ItemChange::Update { .. } => panic!("nothing stored yet"),
+            })
+            .collect();
+        assert_eq!(
+            planned,
+            [
+                ("1", 0, Some("course-v1:a+b+1"), Some("verified")),
+                ("1", 1, Some("course-v1:a+b+2"), Some("verified")),
+                ("2", 0, None, None),
+            ],
+            "a SKU not in the table is looked up as before"
+        );
+
+        // Stored parts are matched by their part: a redelivery changes nothing.
+        let stored: Vec<StoredItem> = (0..2)
+            .map(|part| StoredItem {
+                part,
+                mode: Some("verified".into()),
+                sku: "BUNDLE".into(),
+                ..stored(part + 1, "1", EnrollmentState::Enrolled, "x@y.org")
+            })
+            .collect();
+        let o = order(vec![item("1", "BUNDLE", "x@y.org")], true);
+        assert!(plan_order(&stored, &o, true, false, &policy).is_empty());
+    }
+
+    #[test]
     fn cancellation_cancels_open_items_and_unenrolls_only_what_we_gave() {
         let o = order(
             vec![
