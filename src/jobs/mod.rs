@@ -12,7 +12,9 @@ use tracing::{info, warn, Instrument};
 
 use crate::config::{Config, RetryPolicy};
 use crate::lms::LmsClient;
-use crate::store::{now_ms, Claim, ClaimResult, ClaimedWork, Idle, Store, StoreError};
+use crate::store::{
+    now_ms, Claim, ClaimReport, ClaimResult, ClaimedWork, Idle, ItemResult, Store, StoreError,
+};
 
 pub use outcome::{audit_reason, backoff, AccountWait};
 
@@ -211,23 +213,28 @@ impl Worker {
                 action,
                 mode: Some(mode),
             } if claim.work.one_learner_a_call() => {
-                let started = Instant::now();
-                let context = |started| self.context(claim, *action, started);
                 let Some((item, email)) = claim
                     .items
                     .first()
                     .and_then(|i| Some((i, i.email.as_ref()?)))
                 else {
-                    return self
-                        .record(&context(started).report_mode_enroll(
-                            Err(crate::lms::LmsError::Permanent {
-                                status: 0,
-                                detail: "no learner email".into(),
-                            }),
-                            now_ms(),
-                        ))
-                        .await;
+                    // Intake fails an item without a valid email: none reaches a claim.
+                    let results = claim
+                        .items
+                        .iter()
+                        .map(|i| {
+                            let reason = "no valid learner email".to_owned();
+                            (i.enrollment_id, ItemResult::Failed { reason }, None)
+                        })
+                        .collect();
+                    let report = ClaimReport {
+                        token: claim.token.clone(),
+                        results,
+                        lms: None,
+                    };
+                    return self.record(&report).await;
                 };
+                let started = Instant::now();
                 let order = audit_reason(std::slice::from_ref(item));
                 let active = *action == crate::domain::Action::Enroll;
                 let answer = self
@@ -244,7 +251,8 @@ impl Worker {
                         warn!(%course, mode, action = action.as_str(), status = ?e.status(), problem = %e, "LMS call failed")
                     }
                 }
-                context(started).report_mode_enroll(answer, now_ms())
+                self.context(claim, *action, started)
+                    .report_mode_enroll(answer, now_ms())
             }
             ClaimedWork::CallLms { course, action, .. } => {
                 let mut identifiers: Vec<&str> = Vec::new();
@@ -283,7 +291,7 @@ impl Worker {
 
     /// Writes a claim's results, retrying a failing database for a while: the
     /// LMS has acted, and a result lost here means the call is made again.
-    async fn record(&self, report: &crate::store::ClaimReport) -> Result<(), StoreError> {
+    async fn record(&self, report: &ClaimReport) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.store.finish_claim(report).await {

@@ -509,7 +509,7 @@ impl ResultColumns {
             ),
             ItemResult::AwaitingAccount { delay, .. } => (
                 EnrollmentState::AwaitingAccount,
-                Some("the learner has no account in the LMS yet: invited, waiting for them to register"),
+                Some("the learner has no LMS account yet: invited to register; the paid seat follows once they do"),
                 now + delay.as_millis() as i64,
                 None,
                 // Nothing of the course was theirs before: the seat will be our order's.
