@@ -659,6 +659,13 @@ mod tests {
         assert!(!Enrolled.can_become(Cancelled));
         assert!(!Cancelled.can_become(Pending));
         assert!(!Skipped.can_become(Pending));
+        assert!(Pending.can_become(AwaitingAccount));
+        assert!(AwaitingAccount.can_become(Enrolled));
+        assert!(AwaitingAccount.can_become(Failed));
+        assert!(AwaitingAccount.can_become(Pending));
+        assert!(AwaitingAccount.can_become(Cancelled));
+        assert!(!AwaitingAccount.can_become(Unenrolled));
+        assert!(!Enrolled.can_become(AwaitingAccount));
         for s in EnrollmentState::ALL {
             assert_eq!(s.as_str().parse::<EnrollmentState>().unwrap(), *s);
         }
@@ -690,6 +697,14 @@ mod tests {
         assert_eq!(
             OrderState::derive(false, &[E::Cancelled]),
             OrderState::Cancelled
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::Enrolled, E::AwaitingAccount]),
+            OrderState::AwaitingAccount
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::Failed, E::AwaitingAccount]),
+            OrderState::Failed
         );
     }
 }
