@@ -36,10 +36,10 @@ pub(super) fn duration(text: &str) -> Parsed<Duration> {
 }
 
 /// A course mode's slug as the LMS names them (`verified`, `no-id-professional`):
-/// letters, digits, `-` and `_`, at most 100.
+/// letters, digits, `-` and `_`, at most 64 (what the store keeps).
 pub(super) fn course_mode(text: &str) -> bool {
     !text.is_empty()
-        && text.len() <= 100
+        && text.len() <= 64
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
