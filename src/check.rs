@@ -4,7 +4,8 @@
 use std::fmt;
 
 use crate::config::{Config, Secret};
-use crate::lms::{LmsClient, ProbeOutcome};
+use crate::domain::CourseKey;
+use crate::lms::{parse_time_ms, LmsClient, Probe, ProbeOutcome};
 use crate::store::{redacted_url, Dialect, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,12 +160,16 @@ async fn database(config: &Config) -> Finding {
     }
 }
 
-/// The LMS, asked as `LmsClient::check` does.
+/// The LMS, asked as `LmsClient::check` does, then the course modes the
+/// product table sells.
 async fn lms(config: &Config) -> Vec<Finding> {
     let client = LmsClient::new(&config.lms);
-    client
-        .check()
-        .await
+    let check = client.check().await;
+    let token = matches!(
+        check.probes.first(),
+        Some((Probe::Token, ProbeOutcome::Passed(_)))
+    );
+    let mut findings: Vec<Finding> = check
         .probes
         .into_iter()
         .map(|(probe, outcome)| {
@@ -175,7 +180,82 @@ async fn lms(config: &Config) -> Vec<Finding> {
             };
             Finding::new(probe.title(), status, detail)
         })
-        .collect()
+        .collect();
+    findings.extend(course_modes(config, &client, token).await);
+    findings
+}
+
+/// Every (course, mode) of `[[products]]`: the LMS must sell that mode of
+/// that course, unexpired.
+async fn course_modes(config: &Config, client: &LmsClient, token: bool) -> Vec<Finding> {
+    let mut seats: Vec<(&CourseKey, &str, &str)> = Vec::new();
+    for product in &config.products {
+        let Some(mode) = product.mode.as_deref() else {
+            continue;
+        };
+        for course in &product.courses {
+            if !seats.iter().any(|(c, m, _)| *c == course && *m == mode) {
+                seats.push((course, mode, &product.sku));
+            }
+        }
+    }
+    let now = crate::store::now_ms();
+    let mut findings = Vec::with_capacity(seats.len());
+    for (course, mode, sku) in seats {
+        let subject = format!("course mode {mode} of {course}");
+        if !token {
+            findings.push(Finding::new(subject, Status::Skipped, "needs a token"));
+            continue;
+        }
+        let add = format!(
+            "add it in the LMS's Django admin → Course Modes → Add (/admin/course_modes/coursemode/add/): \
+             course {course}, mode {mode}, with its price; or correct [[products]] sku {sku:?}"
+        );
+        let finding = match client.course_modes(course).await {
+            Ok(None) => Finding::new(
+                subject,
+                Status::Problem,
+                format!(
+                    "the LMS knows no course {course}: correct the courses of [[products]] sku {sku:?}"
+                ),
+            ),
+            Ok(Some(modes)) => match modes.iter().find(|m| m.slug == mode) {
+                None => {
+                    let known: Vec<&str> = modes.iter().map(|m| m.slug.as_str()).collect();
+                    let known = if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    };
+                    Finding::new(
+                        subject,
+                        Status::Problem,
+                        format!("the course has no {mode} mode (it has: {known}): {add}"),
+                    )
+                }
+                Some(found) => match found.expires.as_deref() {
+                    Some(expires) if parse_time_ms(expires).is_some_and(|at| at <= now) => {
+                        Finding::new(
+                            subject,
+                            Status::Problem,
+                            format!(
+                                "the {mode} mode expired on {expires}: the LMS refuses new {mode} seats; \
+                                 move or clear its upgrade deadline in Django admin → Course Modes"
+                            ),
+                        )
+                    }
+                    _ => Finding::new(subject, Status::Ok, "sold by the LMS"),
+                },
+            },
+            Err(e) => Finding::new(
+                subject,
+                Status::Problem,
+                format!("could not list the course's modes: {e}"),
+            ),
+        };
+        findings.push(finding);
+    }
+    findings
 }
 
 #[cfg(test)]

@@ -121,6 +121,12 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     pub admin_password_hash: Option<Secret>,
     pub unenroll_on_cancel: bool,
+    /// The config file's `[[products]]`: SKUs sold as courses, bundles, paid seats.
+    pub products: Vec<crate::domain::Product>,
+    /// How long a paid seat waits for its learner to register…
+    pub account_wait: Duration,
+    /// …checking again after at most this long.
+    pub account_recheck_max: Duration,
     pub log_format: LogFormat,
     /// A `RUST_LOG`-style filter (`DJANGO_LOG_LEVEL` is accepted as an alias).
     pub log_filter: Option<String>,
@@ -162,6 +168,9 @@ impl Config {
             admin_password: None,
             admin_password_hash: None,
             unenroll_on_cancel: false,
+            products: Vec::new(),
+            account_wait: Duration::from_secs(30 * 86_400),
+            account_recheck_max: Duration::from_secs(86_400),
             log_format: LogFormat::Text,
             log_filter: None,
         }
@@ -186,6 +195,9 @@ impl fmt::Debug for Config {
             admin_password,
             admin_password_hash,
             unenroll_on_cancel,
+            products,
+            account_wait,
+            account_recheck_max,
             log_format,
             log_filter,
         } = self;
@@ -204,6 +216,9 @@ impl fmt::Debug for Config {
             .field("admin_password", admin_password)
             .field("admin_password_hash", admin_password_hash)
             .field("unenroll_on_cancel", unenroll_on_cancel)
+            .field("products", products)
+            .field("account_wait", account_wait)
+            .field("account_recheck_max", account_recheck_max)
             .field("log_format", log_format)
             .field("log_filter", log_filter)
             .finish()

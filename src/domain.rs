@@ -206,6 +206,16 @@ impl CourseRef {
     }
 }
 
+/// What a SKU sells, from the config file's product table: one course or
+/// several (a bundle), in a course mode (a paid seat) or the LMS's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub sku: String,
+    pub courses: Vec<CourseKey>,
+    /// e.g. `verified`; `None` enrolls through bulk enrollment as any course.
+    pub mode: Option<String>,
+}
+
 /// One line of an order: a course for a learner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineItem {
@@ -313,6 +323,9 @@ impl Acceptance {
 pub enum Action {
     Enroll,
     Unenroll,
+    /// A paid seat for a learner without an account: bulk enrollment with
+    /// `auto_enroll` sends the LMS's invitation; the seat follows once they register.
+    Invite,
 }
 
 impl Action {
@@ -320,6 +333,7 @@ impl Action {
         match self {
             Action::Enroll => "enroll",
             Action::Unenroll => "unenroll",
+            Action::Invite => "invite",
         }
     }
 }
@@ -330,6 +344,7 @@ impl FromStr for Action {
         match s {
             "enroll" => Ok(Action::Enroll),
             "unenroll" => Ok(Action::Unenroll),
+            "invite" => Ok(Action::Invite),
             _ => Err(UnknownValue(s.to_owned())),
         }
     }
@@ -364,6 +379,8 @@ macro_rules! text_enum {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EnrollmentState {
     AwaitingPayment,
+    /// A paid seat whose learner has no LMS account yet: invited, rechecked.
+    AwaitingAccount,
     Pending,
     Enrolled,
     Skipped,
@@ -374,6 +391,7 @@ pub enum EnrollmentState {
 
 text_enum!(EnrollmentState {
     AwaitingPayment = "awaiting_payment",
+    AwaitingAccount = "awaiting_account",
     Pending = "pending",
     Enrolled = "enrolled",
     Skipped = "skipped",
@@ -390,12 +408,16 @@ impl EnrollmentState {
         match self {
             // Payment arrives, a worker retries, an operator retries, or an
             // enrolled learner is to be unenrolled after a cancellation.
-            Pending => &[AwaitingPayment, Pending, Failed, Enrolled],
+            Pending => &[AwaitingPayment, AwaitingAccount, Pending, Failed, Enrolled],
             AwaitingPayment => &[],
-            Enrolled => &[Pending],
+            // The LMS knows no account for a paid seat's learner (406).
+            AwaitingAccount => &[Pending],
+            // The learner registered (or had an account) and got the seat.
+            Enrolled => &[Pending, AwaitingAccount],
             Skipped => &[Pending, AwaitingPayment],
-            Failed => &[Pending, AwaitingPayment],
-            Cancelled => &[AwaitingPayment, Pending, Failed],
+            // The wait for an account ran out, or the seat was refused.
+            Failed => &[Pending, AwaitingPayment, AwaitingAccount],
+            Cancelled => &[AwaitingPayment, AwaitingAccount, Pending, Failed],
             Unenrolled => &[Pending],
         }
     }
@@ -411,6 +433,7 @@ pub enum OrderState {
     Processing,
     Enrolled,
     Failed,
+    AwaitingAccount,
     AwaitingPayment,
     Cancelled,
 }
@@ -419,13 +442,15 @@ text_enum!(OrderState {
     Processing = "processing",
     Enrolled = "enrolled",
     Failed = "failed",
+    AwaitingAccount = "awaiting_account",
     AwaitingPayment = "awaiting_payment",
     Cancelled = "cancelled",
 });
 
 impl OrderState {
     /// `processing` while any item is pending, else `failed` if any failed,
-    /// else `awaiting_payment` if any waits for it, else `cancelled` for a
+    /// else `awaiting_account` if a learner has yet to register, else
+    /// `awaiting_payment` if any waits for it, else `cancelled` for a
     /// cancelled order, else `enrolled` (skipped items need nothing more).
     pub fn derive(order_cancelled: bool, items: &[EnrollmentState]) -> OrderState {
         use EnrollmentState as E;
@@ -434,6 +459,8 @@ impl OrderState {
             OrderState::Processing
         } else if any(E::Failed) {
             OrderState::Failed
+        } else if any(E::AwaitingAccount) {
+            OrderState::AwaitingAccount
         } else if any(E::AwaitingPayment) {
             OrderState::AwaitingPayment
         } else if order_cancelled
@@ -632,6 +659,13 @@ mod tests {
         assert!(!Enrolled.can_become(Cancelled));
         assert!(!Cancelled.can_become(Pending));
         assert!(!Skipped.can_become(Pending));
+        assert!(Pending.can_become(AwaitingAccount));
+        assert!(AwaitingAccount.can_become(Enrolled));
+        assert!(AwaitingAccount.can_become(Failed));
+        assert!(AwaitingAccount.can_become(Pending));
+        assert!(AwaitingAccount.can_become(Cancelled));
+        assert!(!AwaitingAccount.can_become(Unenrolled));
+        assert!(!Enrolled.can_become(AwaitingAccount));
         for s in EnrollmentState::ALL {
             assert_eq!(s.as_str().parse::<EnrollmentState>().unwrap(), *s);
         }
@@ -663,6 +697,14 @@ mod tests {
         assert_eq!(
             OrderState::derive(false, &[E::Cancelled]),
             OrderState::Cancelled
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::Enrolled, E::AwaitingAccount]),
+            OrderState::AwaitingAccount
+        );
+        assert_eq!(
+            OrderState::derive(false, &[E::Failed, E::AwaitingAccount]),
+            OrderState::Failed
         );
     }
 }

@@ -358,7 +358,7 @@ async fn orders(command: OrdersCommand, store: &Store) -> Result<ExitCode, Opera
                 (Some(order), false) => store.retry_order(&order, shop.as_deref()).await?,
                 (None, false) => unreachable!("clap requires ORDER or --failed"),
             };
-            println!("{queued} failed item(s) queued again");
+            println!("{queued} item(s) queued again (failed ones, and learners awaiting an account, looked up now)");
         }
         OrdersCommand::SetEmail { item, email } => {
             operator::set_email(store, item, &email).await?;

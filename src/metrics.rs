@@ -65,6 +65,8 @@ pub enum LmsCall {
     BulkEnroll,
     /// `HEAD {SKU_PREFIX}{SKU}`.
     SkuLookup,
+    /// `POST /api/enrollment/v1/enrollment` (paid seats) and its course modes.
+    Enrollment,
 }
 
 impl LmsCall {
@@ -73,6 +75,7 @@ impl LmsCall {
             LmsCall::Token => "token",
             LmsCall::BulkEnroll => "bulk_enroll",
             LmsCall::SkuLookup => "sku_lookup",
+            LmsCall::Enrollment => "enrollment",
         }
     }
 }

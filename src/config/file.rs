@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 use super::error::{shown, REDACTED};
-use super::settings::{Setting, ShopTable, FILE_SETTINGS, SHOPIFY_TABLE, WOOCOMMERCE_TABLE};
+use super::settings::{
+    Setting, ShopTable, FILE_SETTINGS, PRODUCTS_TABLE, PRODUCT_KEYS, SHOPIFY_TABLE,
+    WOOCOMMERCE_TABLE,
+};
 use super::sources::Origin;
 use super::ConfigError;
 
@@ -18,6 +21,7 @@ pub(super) struct FileLayer {
     pub values: HashMap<&'static str, String>,
     pub shopify: Vec<FileShop>,
     pub woocommerce: Vec<FileShop>,
+    pub products: Vec<FileProduct>,
 }
 
 impl FileLayer {
@@ -37,6 +41,15 @@ pub(super) struct FileShop {
     /// The shop's domain (Shopify) or source URL (WooCommerce).
     pub id: String,
     pub secret: Option<String>,
+}
+
+/// One `[[products]]` entry, read but not yet validated (`load` checks keys and modes).
+pub(super) struct FileProduct {
+    /// 1-based position among the entries, for messages.
+    pub number: usize,
+    pub sku: String,
+    pub courses: Vec<String>,
+    pub mode: Option<String>,
 }
 
 pub(super) fn read(path: &Path) -> Result<FileLayer, ConfigError> {
@@ -68,12 +81,15 @@ fn parse(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
         values: HashMap::new(),
         shopify: Vec::new(),
         woocommerce: Vec::new(),
+        products: Vec::new(),
     };
     for (key, value) in table {
         if key == SHOPIFY_TABLE.name {
             layer.shopify = shops(path, &SHOPIFY_TABLE, value)?;
         } else if key == WOOCOMMERCE_TABLE.name {
             layer.woocommerce = shops(path, &WOOCOMMERCE_TABLE, value)?;
+        } else if key == PRODUCTS_TABLE {
+            layer.products = products(path, value)?;
         } else {
             let Some((setting, known)) = FILE_SETTINGS
                 .iter()
@@ -194,9 +210,86 @@ fn shop(
     Ok(FileShop { number, id, secret })
 }
 
+fn products(path: &Path, value: Value) -> Result<Vec<FileProduct>, ConfigError> {
+    let Value::Array(entries) = value else {
+        return Err(ConfigError::Inconsistent(format!(
+            "config file {}: `{PRODUCTS_TABLE}` must be tables written [[{PRODUCTS_TABLE}]]",
+            path.display()
+        )));
+    };
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| product(path, index + 1, entry))
+        .collect()
+}
+
+fn product(path: &Path, number: usize, entry: Value) -> Result<FileProduct, ConfigError> {
+    let where_ = || {
+        format!(
+            "config file {}: [[{PRODUCTS_TABLE}]] #{number}",
+            path.display()
+        )
+    };
+    let Value::Table(fields) = entry else {
+        return Err(ConfigError::Inconsistent(format!(
+            "{} is not a table",
+            where_()
+        )));
+    };
+    let invalid = |key: &str, value: &Value, reason: &str| ConfigError::Invalid {
+        setting: format!("[[{PRODUCTS_TABLE}]] {key}"),
+        value: value.to_string(),
+        origin: format!("product #{number} in config file {}", path.display()),
+        reason: reason.to_owned(),
+    };
+    let (mut sku, mut courses, mut mode) = (None, None, None);
+    for (key, value) in fields {
+        match (key.as_str(), &value) {
+            ("sku", Value::String(text)) => sku = Some(text.clone()),
+            ("mode", Value::String(text)) => mode = Some(text.clone()),
+            ("courses", Value::String(text)) => courses = Some(vec![text.clone()]),
+            ("courses", Value::Array(items)) if items.iter().all(Value::is_str) => {
+                courses = Some(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
+            ("courses", _) => {
+                return Err(invalid(
+                    &key,
+                    &value,
+                    "expected a list of course keys (strings)",
+                ))
+            }
+            ("sku" | "mode", _) => return Err(invalid(&key, &value, "expected a string")),
+            _ => {
+                return Err(unknown_key(
+                    path,
+                    &format!("{PRODUCTS_TABLE}.{key}"),
+                    &PRODUCT_KEYS.join(", "),
+                ))
+            }
+        }
+    }
+    let sku = sku.ok_or_else(|| ConfigError::Inconsistent(format!("{} has no sku", where_())))?;
+    let courses = courses
+        .ok_or_else(|| ConfigError::Inconsistent(format!("{} ({sku}) has no courses", where_())))?;
+    Ok(FileProduct {
+        number,
+        sku,
+        courses,
+        mode,
+    })
+}
+
 fn known_keys() -> String {
     let flat = FILE_SETTINGS.iter().filter_map(|s| s.key);
-    let tables = [SHOPIFY_TABLE.name, WOOCOMMERCE_TABLE.name].map(|name| format!("[[{name}]]"));
+    let tables = [SHOPIFY_TABLE.name, WOOCOMMERCE_TABLE.name, PRODUCTS_TABLE]
+        .map(|name| format!("[[{name}]]"));
     flat.map(str::to_owned)
         .chain(tables)
         .collect::<Vec<_>>()

@@ -6,6 +6,7 @@ use super::settings::*;
 use super::sources::{Layers, Sources};
 use super::values::{self, DatabaseParts, Parsed};
 use super::{Config, ConfigError, Secret, ShopifyShop, WooCommerceShop};
+use crate::domain::{CourseKey, Product};
 
 impl Config {
     /// Defaults < config file < `.env` < environment < command line.
@@ -67,6 +68,15 @@ impl Config {
             |v| values::count(v, 1, u64::MAX),
             &mut retry.max_attempts,
         )?;
+        layers.apply(
+            &ACCOUNT_RECHECK_MAX,
+            values::duration,
+            &mut config.account_recheck_max,
+        )?;
+        layers.apply(&ACCOUNT_WAIT, values::duration, &mut config.account_wait)?;
+        if let Some(file) = layers.file() {
+            config.products = products(file)?;
+        }
 
         layers.apply(
             &WORKERS,
@@ -131,6 +141,15 @@ fn check_together(config: &Config) -> Result<(), ConfigError> {
             REQUEST_MEMORY.env, config.http.request_memory, MAX_BODY.env, config.max_body,
         )));
     }
+    if config.account_recheck_max < retry.first_delay {
+        return Err(ConfigError::Inconsistent(format!(
+            "{} ({}) must not be shorter than {} ({})",
+            ACCOUNT_RECHECK_MAX.env,
+            humantime::format_duration(config.account_recheck_max),
+            RETRY_DELAY.env,
+            humantime::format_duration(retry.first_delay),
+        )));
+    }
     if config.admin_password.is_some() && config.admin_password_hash.is_some() {
         return Err(ConfigError::Inconsistent(format!(
             "set {} or {}, not both",
@@ -138,6 +157,76 @@ fn check_together(config: &Config) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
+}
+
+/// The file's `[[products]]`, checked: a SKU once, well-formed course keys,
+/// a mode that says something.
+fn products(file: &super::file::FileLayer) -> Result<Vec<Product>, ConfigError> {
+    let mut products: Vec<Product> = Vec::new();
+    for entry in &file.products {
+        let invalid = |key: &str, value: String, reason: &str| ConfigError::Invalid {
+            setting: format!("[[{PRODUCTS_TABLE}]] {key}"),
+            value,
+            origin: format!(
+                "product #{} in config file {}",
+                entry.number,
+                file.path.display()
+            ),
+            reason: reason.to_owned(),
+        };
+        let sku = entry.sku.trim();
+        if sku.is_empty() {
+            return Err(invalid(
+                "sku",
+                format!("{:?}", entry.sku),
+                "a product needs the SKU the shop sends",
+            ));
+        }
+        if products.iter().any(|p| p.sku == sku) {
+            return Err(ConfigError::Inconsistent(format!(
+                "config file {}: [[{PRODUCTS_TABLE}]] sku {sku:?} is configured twice",
+                file.path.display()
+            )));
+        }
+        if entry.courses.is_empty() {
+            return Err(invalid(
+                "courses",
+                "[]".into(),
+                "list one course key or more, e.g. [\"course-v1:Org+Course+Run\"]",
+            ));
+        }
+        let mut courses = Vec::with_capacity(entry.courses.len());
+        for course in &entry.courses {
+            let key = CourseKey::parse(course.trim()).ok_or_else(|| {
+                invalid(
+                    "courses",
+                    format!("{course:?}"),
+                    "not a course key (course-v1:ORG+COURSE+RUN or ORG/COURSE/RUN)",
+                )
+            })?;
+            if courses.contains(&key) {
+                return Err(invalid("courses", format!("{course:?}"), "listed twice"));
+            }
+            courses.push(key);
+        }
+        let mode = match entry.mode.as_deref().map(str::trim) {
+            None => None,
+            Some(mode) if values::course_mode(mode) => Some(mode.to_owned()),
+            Some(mode) => {
+                return Err(invalid(
+                    "mode",
+                    format!("{mode:?}"),
+                    "a course mode's slug, e.g. verified or professional (leave mode out for the course's default)",
+                ))
+            }
+        };
+        products.push(Product {
+            sku: sku.to_owned(),
+            courses,
+            mode,
+        });
+    }
+    Ok(products)
 }
 
 /// Ours, the Django app's `DJANGO_DATABASE_URL`, or Tutor's `DB_MIGRATION_*`

@@ -120,6 +120,9 @@ pub(super) const RETRY_DELAY: Setting = setting("EDX_WEBHOOKS_RETRY_DELAY", "ret
 pub(super) const RETRY_MAX_DELAY: Setting =
     setting("EDX_WEBHOOKS_RETRY_MAX_DELAY", "retry_max_delay");
 pub(super) const MAX_ATTEMPTS: Setting = setting("EDX_WEBHOOKS_MAX_ATTEMPTS", "max_attempts");
+pub(super) const ACCOUNT_RECHECK_MAX: Setting =
+    setting("EDX_WEBHOOKS_ACCOUNT_RECHECK_MAX", "account_recheck_max");
+pub(super) const ACCOUNT_WAIT: Setting = setting("EDX_WEBHOOKS_ACCOUNT_WAIT", "account_wait");
 pub(super) const BATCH_SIZE: Setting = setting("EDX_WEBHOOKS_BATCH_SIZE", "batch_size");
 pub(super) const LMS_RATE_LIMIT: Setting = setting("EDX_WEBHOOKS_LMS_RATE_LIMIT", "lms_rate_limit");
 pub(super) const LMS_TIMEOUT: Setting = setting("EDX_WEBHOOKS_LMS_TIMEOUT", "lms_timeout");
@@ -163,6 +166,8 @@ pub(super) const FILE_SETTINGS: &[&Setting] = &[
     &RETRY_DELAY,
     &RETRY_MAX_DELAY,
     &MAX_ATTEMPTS,
+    &ACCOUNT_RECHECK_MAX,
+    &ACCOUNT_WAIT,
     &BATCH_SIZE,
     &LMS_RATE_LIMIT,
     &LMS_TIMEOUT,
@@ -236,6 +241,10 @@ pub(super) const SHOPIFY_TABLE: ShopTable = ShopTable {
     id: "shop_domain",
     secret: "api_key",
 };
+/// The config file's product table: `[[products]]` with these keys.
+pub(super) const PRODUCTS_TABLE: &str = "products";
+pub(super) const PRODUCT_KEYS: &[&str] = &["sku", "courses", "mode"];
+
 pub(super) const WOOCOMMERCE_TABLE: ShopTable = ShopTable {
     name: "woocommerce",
     id: "source",

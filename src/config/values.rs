@@ -35,6 +35,16 @@ pub(super) fn duration(text: &str) -> Parsed<Duration> {
     Ok(duration)
 }
 
+/// A course mode's slug as the LMS names them (`verified`, `no-id-professional`):
+/// letters, digits, `-` and `_`, at most 64 (what the store keeps).
+pub(super) fn course_mode(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Bytes: `1048576`, `512KiB`, `5MiB`, `1GiB` (binary) or `1kB`, `1MB`, `1GB` (decimal).
 pub(super) fn size(text: &str) -> Parsed<u64> {
     const EXPECTED: &str = "expected a size like 1048576, 512KiB, 5MiB or 1MB";

@@ -118,7 +118,7 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
     };
     let stored = match state
         .store
-        .record_judgement(&record, &judgement, state.intake_policy)
+        .record_judgement(&record, &judgement, state.intake_policy.clone())
         .await
     {
         Ok(stored) => stored,

@@ -12,9 +12,11 @@ use tracing::{info, warn, Instrument};
 
 use crate::config::{Config, RetryPolicy};
 use crate::lms::LmsClient;
-use crate::store::{now_ms, Claim, ClaimResult, ClaimedWork, Idle, Store, StoreError};
+use crate::store::{
+    now_ms, Claim, ClaimReport, ClaimResult, ClaimedWork, Idle, ItemResult, Store, StoreError,
+};
 
-pub use outcome::{audit_reason, backoff};
+pub use outcome::{audit_reason, backoff, AccountWait};
 
 /// The longest an idle worker sleeps before looking again (work may come from
 /// another process, which cannot wake it).
@@ -31,6 +33,8 @@ pub struct JobSettings {
     pub lease: Duration,
     /// How often a misconfigured LMS is probed.
     pub probe_interval: Duration,
+    /// How long paid seats wait for their learners to register.
+    pub account: AccountWait,
 }
 
 impl JobSettings {
@@ -44,6 +48,10 @@ impl JobSettings {
                 .retry
                 .first_delay
                 .clamp(Duration::from_millis(10), Duration::from_secs(30)),
+            account: AccountWait {
+                wait: config.account_wait,
+                recheck_max: config.account_recheck_max,
+            },
         }
     }
 }
@@ -200,7 +208,53 @@ impl Worker {
                 let context = self.context(claim, crate::domain::Action::Enroll, started);
                 context.report_sku_lookup(sku, found)
             }
-            ClaimedWork::CallLms { course, action } => {
+            ClaimedWork::CallLms {
+                course,
+                action,
+                mode: Some(mode),
+            } if claim.work.one_learner_a_call() => {
+                let Some((item, email)) = claim
+                    .items
+                    .first()
+                    .and_then(|i| Some((i, i.email.as_ref()?)))
+                else {
+                    // Intake fails an item without a valid email: none reaches a claim.
+                    let results = claim
+                        .items
+                        .iter()
+                        .map(|i| {
+                            let reason = "no valid learner email".to_owned();
+                            (i.enrollment_id, ItemResult::Failed { reason }, None)
+                        })
+                        .collect();
+                    let report = ClaimReport {
+                        token: claim.token.clone(),
+                        results,
+                        lms: None,
+                    };
+                    return self.record(&report).await;
+                };
+                let started = Instant::now();
+                let order = audit_reason(std::slice::from_ref(item));
+                let active = *action == crate::domain::Action::Enroll;
+                let answer = self
+                    .with_lease(
+                        claim,
+                        self.lms.enroll_in_mode(course, mode, email, active, &order),
+                    )
+                    .await?;
+                match &answer {
+                    Ok(a) => {
+                        info!(%course, mode, action = action.as_str(), status = a.status, "LMS answered")
+                    }
+                    Err(e) => {
+                        warn!(%course, mode, action = action.as_str(), status = ?e.status(), problem = %e, "LMS call failed")
+                    }
+                }
+                self.context(claim, *action, started)
+                    .report_mode_enroll(answer, now_ms())
+            }
+            ClaimedWork::CallLms { course, action, .. } => {
                 let mut identifiers: Vec<&str> = Vec::new();
                 for item in &claim.items {
                     if let Some(email) = &item.email {
@@ -237,7 +291,7 @@ impl Worker {
 
     /// Writes a claim's results, retrying a failing database for a while: the
     /// LMS has acted, and a result lost here means the call is made again.
-    async fn record(&self, report: &crate::store::ClaimReport) -> Result<(), StoreError> {
+    async fn record(&self, report: &ClaimReport) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.store.finish_claim(report).await {
@@ -261,6 +315,7 @@ impl Worker {
             policy: &self.settings.retry,
             token: &claim.token,
             items: &claim.items,
+            account: self.settings.account,
             action,
             duration_ms: started.elapsed().as_millis() as i64,
             probe_in: self.settings.probe_interval,

@@ -7,7 +7,7 @@ use rand::Rng;
 
 use crate::config::RetryPolicy;
 use crate::domain::{Action, CourseKey};
-use crate::lms::{BulkEnrollAnswer, LearnerOutcome, LmsError};
+use crate::lms::{BulkEnrollAnswer, LearnerOutcome, LmsError, ModeAnswer, ModeOutcome};
 use crate::store::{AttemptRecord, ClaimReport, ClaimedItem, ItemResult, LmsCondition};
 
 /// The delay before attempt `attempt + 1`: doubling from the first delay, capped,
@@ -36,8 +36,16 @@ fn retry_or_fail(policy: &RetryPolicy, item: &ClaimedItem, reason: &str) -> Item
     }
 }
 
+/// How long a paid seat waits for its learner's account, and how often it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountWait {
+    pub wait: Duration,
+    pub recheck_max: Duration,
+}
+
 pub struct Context<'a> {
     pub policy: &'a RetryPolicy,
+    pub account: AccountWait,
     pub token: &'a str,
     pub items: &'a [ClaimedItem],
     pub action: Action,
@@ -115,6 +123,17 @@ impl Context<'_> {
                         };
                         let detail = learner.detail.to_string();
                         let (result, outcome) = match (&learner.outcome, self.action) {
+                            // The invitation found an account after all: the seat follows now.
+                            (LearnerOutcome::Done { .. }, Action::Invite) if learner.enrolled => {
+                                (ItemResult::AccountFound, "account found")
+                            }
+                            (LearnerOutcome::Done { .. }, Action::Invite) => (
+                                ItemResult::AwaitingAccount {
+                                    delay: self.recheck_delay(item, now_ms),
+                                    invite: false,
+                                },
+                                "invited",
+                            ),
                             (LearnerOutcome::Done { before_enrollment }, Action::Enroll) => (
                                 ItemResult::Enrolled {
                                     before_enrollment: *before_enrollment,
@@ -140,11 +159,109 @@ impl Context<'_> {
                     .collect();
                 self.report(results, None)
             }
-            Err(LmsError::Transient { status, detail }) => {
+            Err(e) => self.report_error(e, now_ms),
+        }
+    }
+
+    /// The result of one Enrollment API request for one learner (a paid seat).
+    pub fn report_mode_enroll(
+        &self,
+        answer: Result<ModeAnswer, LmsError>,
+        now_ms: i64,
+    ) -> ClaimReport {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => return self.report_error(e, now_ms),
+        };
+        let results = self
+            .items
+            .iter()
+            .map(|item| {
+                let (result, outcome, counted) = match (&answer.outcome, self.action) {
+                    (ModeOutcome::Done { .. }, Action::Unenroll) => {
+                        (ItemResult::Unenrolled, "unenrolled", true)
+                    }
+                    (ModeOutcome::Done { new }, _) => (
+                        ItemResult::Enrolled {
+                            // A learner who had no account had nothing of the course before us.
+                            before_enrollment: Some(item.awaiting_since_ms.is_none() && !new),
+                        },
+                        "enrolled",
+                        true,
+                    ),
+                    (ModeOutcome::NoAccount, Action::Unenroll) => {
+                        (ItemResult::Unenrolled, "unenrolled", true)
+                    }
+                    (ModeOutcome::NoAccount, _) => match item.awaiting_since_ms {
+                        None => (
+                            ItemResult::AwaitingAccount {
+                                delay: Duration::ZERO,
+                                invite: true,
+                            },
+                            "no account",
+                            false,
+                        ),
+                        Some(since) if now_ms - since >= self.account.wait.as_millis() as i64 => (
+                            ItemResult::Failed {
+                                reason: format!(
+                                    "the learner never registered: the LMS still has no account for {} after {} \
+                                     (EDX_WEBHOOKS_ACCOUNT_WAIT); retry once they have one",
+                                    item.email.as_ref().map(|e| e.as_str()).unwrap_or_default(),
+                                    humantime::format_duration(self.account.wait)
+                                ),
+                            },
+                            "failed",
+                            false,
+                        ),
+                        Some(_) => (
+                            ItemResult::AwaitingAccount {
+                                delay: self.recheck_delay(item, now_ms),
+                                invite: false,
+                            },
+                            "no account",
+                            false,
+                        ),
+                    },
+                };
+                let attempt = self.attempt(
+                    Some(answer.status),
+                    outcome,
+                    answer.detail.clone(),
+                    counted,
+                );
+                (item.enrollment_id, result, Some(attempt))
+            })
+            .collect();
+        self.report(results, None)
+    }
+
+    /// When to look for a learner's account again: as long as it has been
+    /// waited for (doubling), from the first retry delay up to the longest
+    /// recheck delay, and not past the end of the wait.
+    fn recheck_delay(&self, item: &ClaimedItem, now_ms: i64) -> Duration {
+        let waited = item
+            .awaiting_since_ms
+            .map_or(0, |since| (now_ms - since).max(0) as u64);
+        let left = item.awaiting_since_ms.map_or(self.account.wait, |since| {
+            let end = since + self.account.wait.as_millis() as i64;
+            Duration::from_millis((end - now_ms).max(0) as u64)
+        });
+        Duration::from_millis(waited)
+            .clamp(
+                self.policy.first_delay,
+                self.account.recheck_max.max(self.policy.first_delay),
+            )
+            .min(left)
+    }
+
+    /// A request that failed as a whole: every claimed item shares its fate.
+    fn report_error(&self, error: LmsError, now_ms: i64) -> ClaimReport {
+        match error {
+            LmsError::Transient { status, detail } => {
                 let attempt = self.attempt(status, "retry", detail.clone(), true);
                 self.all(|i| retry_or_fail(self.policy, i, &detail), attempt, None)
             }
-            Err(LmsError::Throttled { retry_after }) => {
+            LmsError::Throttled { retry_after } => {
                 let attempt = self.attempt(
                     Some(429),
                     "throttled",
@@ -158,7 +275,7 @@ impl Context<'_> {
                     Some(LmsCondition::Throttled { until_ms }),
                 )
             }
-            Err(LmsError::Misconfigured { status, reason }) => {
+            LmsError::Misconfigured { status, reason } => {
                 let attempt = self.attempt(status, "misconfigured", reason.clone(), false);
                 let lms = LmsCondition::Misconfigured {
                     reason,
@@ -166,7 +283,7 @@ impl Context<'_> {
                 };
                 self.all(|_| ItemResult::Released, attempt, Some(lms))
             }
-            Err(LmsError::Permanent { status, detail }) => {
+            LmsError::Permanent { status, detail } => {
                 let reason = format!("the LMS answered {status}: {detail}");
                 let attempt = self.attempt(Some(status), "failed", detail, true);
                 self.all(
@@ -258,12 +375,17 @@ mod tests {
             order_number: "#1001".into(),
             email: LearnerEmail::parse(email).ok(),
             attempts,
+            awaiting_since_ms: None,
         }
     }
 
     fn context(items: &[ClaimedItem]) -> Context<'_> {
         Context {
             policy: &POLICY,
+            account: AccountWait {
+                wait: Duration::from_secs(86_400),
+                recheck_max: Duration::from_secs(3600),
+            },
             token: "t",
             items,
             action: Action::Enroll,
@@ -326,6 +448,112 @@ mod tests {
             report.lms,
             Some(LmsCondition::Misconfigured { .. })
         ));
+    }
+
+    fn no_account() -> Result<ModeAnswer, LmsError> {
+        Ok(ModeAnswer {
+            status: 406,
+            outcome: ModeOutcome::NoAccount,
+            detail: "The user x does not exist.".into(),
+        })
+    }
+
+    #[test]
+    fn a_learner_without_an_account_is_invited_then_looked_for_until_the_wait_ends() {
+        let hour = 3_600_000;
+        let mut first = item(1, "new@x.org", 0);
+        let report = context(std::slice::from_ref(&first)).report_mode_enroll(no_account(), 0);
+        assert_eq!(
+            report.results[0].1,
+            ItemResult::AwaitingAccount {
+                delay: Duration::ZERO,
+                invite: true
+            }
+        );
+        assert!(
+            !report.results[0].2.as_ref().unwrap().counted,
+            "waiting spends no attempt"
+        );
+
+        // Looked for again after as long as it has waited, within the bounds.
+        first.awaiting_since_ms = Some(0);
+        let delay = |now_ms| match &context(std::slice::from_ref(&first))
+            .report_mode_enroll(no_account(), now_ms)
+            .results[0]
+            .1
+        {
+            ItemResult::AwaitingAccount {
+                delay,
+                invite: false,
+            } => *delay,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            delay(1_000),
+            Duration::from_secs(60),
+            "at least RETRY_DELAY"
+        );
+        assert_eq!(delay(10 * 60_000), Duration::from_secs(600), "doubling");
+        assert_eq!(
+            delay(5 * hour),
+            Duration::from_secs(3600),
+            "at most RECHECK_MAX"
+        );
+        assert_eq!(
+            delay(24 * hour - 1000),
+            Duration::from_secs(1),
+            "not past the wait"
+        );
+
+        let report =
+            context(std::slice::from_ref(&first)).report_mode_enroll(no_account(), 24 * hour);
+        assert!(
+            matches!(&report.results[0].1, ItemResult::Failed { reason } if reason.contains("never registered") && reason.contains("new@x.org")),
+            "{:?}",
+            report.results[0].1
+        );
+    }
+
+    #[test]
+    fn a_seat_is_ours_to_take_back_only_where_the_lms_made_it_for_us() {
+        let done = |new| {
+            Ok(ModeAnswer {
+                status: 200,
+                outcome: ModeOutcome::Done { new },
+                detail: "{}".into(),
+            })
+        };
+        let had = [item(1, "a@x.org", 0)];
+        let before = |report: ClaimReport| match report.results[0].1 {
+            ItemResult::Enrolled { before_enrollment } => before_enrollment,
+            ref other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            before(context(&had).report_mode_enroll(done(false), 0)),
+            Some(true)
+        );
+        assert_eq!(
+            before(context(&had).report_mode_enroll(done(true), 0)),
+            Some(false)
+        );
+        let mut registered = item(1, "a@x.org", 0);
+        registered.awaiting_since_ms = Some(0);
+        let registered = [registered];
+        assert_eq!(
+            before(context(&registered).report_mode_enroll(done(false), 0)),
+            Some(false),
+            "the audit enrollment of a registration we invited is ours"
+        );
+        let refused = context(&had).report_mode_enroll(
+            Err(LmsError::Permanent {
+                status: 400,
+                detail: "The [verified] course mode is expired or otherwise unavailable".into(),
+            }),
+            0,
+        );
+        assert!(
+            matches!(&refused.results[0].1, ItemResult::Failed { reason } if reason.contains("expired or otherwise unavailable"))
+        );
     }
 
     #[test]

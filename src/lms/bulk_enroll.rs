@@ -18,6 +18,8 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub struct LearnerResult {
     pub identifier: String,
     pub outcome: LearnerOutcome,
+    /// `after.enrollment`: the learner has an account and is enrolled.
+    pub enrolled: bool,
     /// That learner's part of the answer, verbatim.
     pub detail: Value,
 }
@@ -53,11 +55,17 @@ impl LmsClient {
         identifiers: &[&str],
         reason: &str,
     ) -> Result<BulkEnrollAnswer, LmsError> {
+        // An invitation is an enrollment with auto_enroll: the LMS mails the
+        // learner and enrolls them when they register.
+        let (verb, auto_enroll) = match action {
+            Action::Invite => (Action::Enroll, true),
+            _ => (action, self.config.auto_enroll),
+        };
         let form = [
-            ("action", action.as_str().to_owned()),
+            ("action", verb.as_str().to_owned()),
             ("courses", course.as_str().to_owned()),
             ("identifiers", identifiers.join(",")),
-            ("auto_enroll", self.config.auto_enroll.to_string()),
+            ("auto_enroll", auto_enroll.to_string()),
             ("email_students", self.config.email_students.to_string()),
             ("reason", reason.to_owned()),
         ];
@@ -84,15 +92,26 @@ impl LmsClient {
         &self,
         form: &[(&str, String)],
     ) -> Result<(u16, HeaderMap, String), LmsError> {
+        self.with_token(LmsCall::BulkEnroll, |authorization| {
+            self.http
+                .post(self.url(BULK_ENROLL))
+                .header(AUTHORIZATION, authorization)
+                .form(form)
+        })
+        .await
+    }
+
+    /// Sends what `request` builds with the cached token; on a 401, once
+    /// more with a fresh one.
+    pub(super) async fn with_token(
+        &self,
+        call: LmsCall,
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<(u16, HeaderMap, String), LmsError> {
         let mut fresh = false;
         loop {
             let token = self.token(fresh).await?;
-            let request = self
-                .http
-                .post(self.url(BULK_ENROLL))
-                .header(AUTHORIZATION, &token.header)
-                .form(form);
-            let answer = self.exchange(LmsCall::BulkEnroll, request).await?;
+            let answer = self.exchange(call, request(&token.header)).await?;
             let (status, headers, body) = (answer.status, answer.headers, answer.body);
             if status == 401 && !fresh {
                 fresh = true;
@@ -195,6 +214,11 @@ fn parse_answer(
             Some(LearnerResult {
                 identifier,
                 outcome: learner_outcome(action, r),
+                enrolled: r
+                    .get("after")
+                    .and_then(|a| a.get("enrollment"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 detail: r.clone(),
             })
         })
@@ -220,7 +244,7 @@ fn learner_outcome(action: Action, result: &Value) -> LearnerOutcome {
     let enrolled = state("after", "enrollment").unwrap_or(false);
     let allowed = state("after", "allowed").unwrap_or(false);
     let done = match action {
-        Action::Enroll => enrolled || allowed,
+        Action::Enroll | Action::Invite => enrolled || allowed,
         Action::Unenroll => !enrolled && !allowed,
     };
     if done {

@@ -4,6 +4,7 @@
 
 mod bulk_enroll;
 mod check;
+mod enrollment;
 mod sku;
 mod token;
 
@@ -17,6 +18,7 @@ use crate::metrics::{LmsCall, Metrics};
 
 pub use bulk_enroll::{BulkEnrollAnswer, LearnerOutcome, LearnerResult};
 pub use check::{LmsCheck, Probe, ProbeOutcome};
+pub use enrollment::{parse_time_ms, CourseModeInfo, ModeAnswer, ModeOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LmsError {

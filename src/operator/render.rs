@@ -125,6 +125,9 @@ fn item_text(detail: &ItemDetail) -> String {
     if i.course_key.as_deref().is_some_and(|k| k != i.sku) && !i.sku.is_empty() {
         let _ = writeln!(out, "    SKU: {}", i.sku);
     }
+    if let Some(mode) = &i.mode {
+        let _ = writeln!(out, "    mode: {mode} (Enrollment API)");
+    }
     if let Some(reason) = &i.reason {
         let _ = writeln!(out, "    reason: {reason}");
     }

@@ -1,13 +1,18 @@
 //! What a trusted delivery changes, decided without SQL: each backend loads the
 //! order's stored items, asks these functions for the changes and applies them.
 
-use crate::domain::{Action, CourseRef, EnrollmentState, LineItem, Order};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::domain::{Action, CourseRef, EnrollmentState, LineItem, Order, Product};
 
 /// The settings that decide what intake does with an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntakePolicy {
     pub require_payment: bool,
     pub unenroll_on_cancel: bool,
+    /// The product table, by SKU: what a listed SKU sells needs no LMS lookup.
+    pub products: Arc<HashMap<String, Product>>,
 }
 
 impl IntakePolicy {
@@ -15,8 +20,45 @@ impl IntakePolicy {
         IntakePolicy {
             require_payment: config.require_payment,
             unenroll_on_cancel: config.unenroll_on_cancel,
+            products: Arc::new(
+                config
+                    .products
+                    .iter()
+                    .map(|p| (p.sku.clone(), p.clone()))
+                    .collect(),
+            ),
         }
     }
+
+    /// The enrollments a line item asks for: one per course of a product in
+    /// the table (a bundle has several), else the one its SKU names.
+    fn wanted(&self, item: &LineItem) -> Vec<Wanted> {
+        match self.products.get(item.sku.trim()) {
+            Some(product) => product
+                .courses
+                .iter()
+                .enumerate()
+                .map(|(part, course)| Wanted {
+                    part: part as i64,
+                    course: CourseRef::Key(course.clone()),
+                    mode: product.mode.clone(),
+                })
+                .collect(),
+            None => vec![Wanted {
+                part: 0,
+                course: item.course.clone(),
+                mode: None,
+            }],
+        }
+    }
+}
+
+/// One enrollment a line item asks for.
+struct Wanted {
+    /// 0, or the course's place in a bundle.
+    part: i64,
+    course: CourseRef,
+    mode: Option<String>,
 }
 
 /// An enrollment as stored.
@@ -24,8 +66,10 @@ impl IntakePolicy {
 pub(crate) struct StoredItem {
     pub id: i64,
     pub line_item_id: String,
+    pub part: i64,
     pub sku: String,
     pub course_key: Option<String>,
+    pub mode: Option<String>,
     pub email: Option<String>,
     pub action: Action,
     pub state: EnrollmentState,
@@ -37,6 +81,8 @@ pub(crate) struct StoredItem {
 pub(crate) struct ItemFields {
     pub sku: String,
     pub course_key: Option<String>,
+    /// The course mode of a paid seat (Enrollment API); `None`: bulk enrollment.
+    pub mode: Option<String>,
     pub email: Option<String>,
     pub action: Action,
     pub state: EnrollmentState,
@@ -47,6 +93,7 @@ pub(crate) struct ItemFields {
 pub(crate) enum ItemChange {
     Insert {
         line_item_id: String,
+        part: i64,
         fields: ItemFields,
     },
     /// Overwrites the intake columns, clears any claim (its result must no
@@ -75,39 +122,44 @@ pub(crate) fn plan_order(
     order: &Order,
     paid: bool,
     cancelled: bool,
-    policy: IntakePolicy,
+    policy: &IntakePolicy,
 ) -> Vec<ItemChange> {
     let payable = paid || !policy.require_payment;
     let mut changes = Vec::new();
     for item in &order.items {
         let refunded = order.refunded_items.contains(&item.id);
-        let existing = stored.iter().find(|s| s.line_item_id == item.id);
-        match existing {
-            None => {
-                let fields = if cancelled || refunded {
-                    ItemFields {
-                        state: EnrollmentState::Cancelled,
-                        reason: Some(cancel_reason(cancelled)),
-                        ..fields_for(item, EnrollmentState::AwaitingPayment, None)
-                    }
-                } else if payable {
-                    ready_fields(item)
-                } else {
-                    fields_for(item, EnrollmentState::AwaitingPayment, None)
-                };
-                changes.push(ItemChange::Insert {
-                    line_item_id: item.id.clone(),
-                    fields,
-                });
-            }
-            Some(s) if cancelled || refunded => {
-                if let Some(fields) = cancel_fields(s, cancelled, policy) {
-                    changes.push(ItemChange::Update { id: s.id, fields });
+        for wanted in policy.wanted(item) {
+            let existing = stored
+                .iter()
+                .find(|s| s.line_item_id == item.id && s.part == wanted.part);
+            match existing {
+                None => {
+                    let fields = if cancelled || refunded {
+                        ItemFields {
+                            state: EnrollmentState::Cancelled,
+                            reason: Some(cancel_reason(cancelled)),
+                            ..fields_for(item, &wanted, EnrollmentState::AwaitingPayment, None)
+                        }
+                    } else if payable {
+                        ready_fields(item, &wanted)
+                    } else {
+                        fields_for(item, &wanted, EnrollmentState::AwaitingPayment, None)
+                    };
+                    changes.push(ItemChange::Insert {
+                        line_item_id: item.id.clone(),
+                        part: wanted.part,
+                        fields,
+                    });
                 }
-            }
-            Some(s) => {
-                if let Some(fields) = update_fields(s, item, payable) {
-                    changes.push(ItemChange::Update { id: s.id, fields });
+                Some(s) if cancelled || refunded => {
+                    if let Some(fields) = cancel_fields(s, cancelled, policy) {
+                        changes.push(ItemChange::Update { id: s.id, fields });
+                    }
+                }
+                Some(s) => {
+                    if let Some(fields) = update_fields(s, item, &wanted, payable) {
+                        changes.push(ItemChange::Update { id: s.id, fields });
+                    }
                 }
             }
         }
@@ -119,7 +171,7 @@ pub(crate) fn plan_order(
 pub(crate) fn plan_refund(
     stored: &[StoredItem],
     line_items: &[String],
-    policy: IntakePolicy,
+    policy: &IntakePolicy,
 ) -> Vec<ItemChange> {
     stored
         .iter()
@@ -142,17 +194,23 @@ fn learner_email(item: &LineItem) -> Option<String> {
     item.learner.as_ref().ok().map(|e| e.as_str().to_owned())
 }
 
-fn course_key(item: &LineItem) -> Option<String> {
-    match &item.course {
+fn course_key(course: &CourseRef) -> Option<String> {
+    match course {
         CourseRef::Key(key) => Some(key.as_str().to_owned()),
         CourseRef::Sku(_) | CourseRef::None => None,
     }
 }
 
-fn fields_for(item: &LineItem, state: EnrollmentState, reason: Option<String>) -> ItemFields {
+fn fields_for(
+    item: &LineItem,
+    wanted: &Wanted,
+    state: EnrollmentState,
+    reason: Option<String>,
+) -> ItemFields {
     ItemFields {
         sku: item.sku.clone(),
-        course_key: course_key(item),
+        course_key: course_key(&wanted.course),
+        mode: wanted.mode.clone(),
         email: learner_email(item),
         action: Action::Enroll,
         state,
@@ -161,32 +219,41 @@ fn fields_for(item: &LineItem, state: EnrollmentState, reason: Option<String>) -
 }
 
 /// The state an item starts its work in once it may be enrolled.
-fn ready_fields(item: &LineItem) -> ItemFields {
-    match (&item.course, &item.learner) {
+fn ready_fields(item: &LineItem, wanted: &Wanted) -> ItemFields {
+    match (&wanted.course, &item.learner) {
         (CourseRef::None, _) => fields_for(
             item,
+            wanted,
             EnrollmentState::Skipped,
             Some("the line item has no SKU: not a course".into()),
         ),
-        (_, Err(reason)) => fields_for(item, EnrollmentState::Failed, Some(reason.clone())),
-        _ => fields_for(item, EnrollmentState::Pending, None),
+        (_, Err(reason)) => fields_for(item, wanted, EnrollmentState::Failed, Some(reason.clone())),
+        _ => fields_for(item, wanted, EnrollmentState::Pending, None),
     }
 }
 
 /// An item not yet enrolled takes the order's new information: a changed
 /// learner email or SKU, or the payment it waited for.
-fn update_fields(stored: &StoredItem, item: &LineItem, payable: bool) -> Option<ItemFields> {
+fn update_fields(
+    stored: &StoredItem,
+    item: &LineItem,
+    wanted: &Wanted,
+    payable: bool,
+) -> Option<ItemFields> {
     use EnrollmentState as S;
-    let open = stored.action == Action::Enroll
-        && matches!(stored.state, S::AwaitingPayment | S::Pending | S::Failed);
+    let open = matches!(stored.action, Action::Enroll | Action::Invite)
+        && matches!(
+            stored.state,
+            S::AwaitingPayment | S::AwaitingAccount | S::Pending | S::Failed
+        );
     if !open {
         return None;
     }
     let changed = stored.sku != item.sku || stored.email != learner_email(item);
     match stored.state {
-        S::AwaitingPayment if payable => Some(ready_fields(item)),
-        S::AwaitingPayment if changed => Some(fields_for(item, S::AwaitingPayment, None)),
-        S::Pending | S::Failed if changed => Some(ready_fields(item)),
+        S::AwaitingPayment if payable => Some(ready_fields(item, wanted)),
+        S::AwaitingPayment if changed => Some(fields_for(item, wanted, S::AwaitingPayment, None)),
+        S::Pending | S::Failed | S::AwaitingAccount if changed => Some(ready_fields(item, wanted)),
         _ => None,
     }
 }
@@ -197,19 +264,23 @@ fn update_fields(stored: &StoredItem, item: &LineItem, payable: bool) -> Option<
 fn cancel_fields(
     stored: &StoredItem,
     order_cancelled: bool,
-    policy: IntakePolicy,
+    policy: &IntakePolicy,
 ) -> Option<ItemFields> {
     use EnrollmentState as S;
     let keep = |state, action, reason: String| ItemFields {
         sku: stored.sku.clone(),
         course_key: stored.course_key.clone(),
+        mode: stored.mode.clone(),
         email: stored.email.clone(),
         action,
         state,
         reason: Some(reason),
     };
     match (stored.state, stored.action) {
-        (S::AwaitingPayment | S::Pending | S::Failed, Action::Enroll) => Some(keep(
+        (
+            S::AwaitingPayment | S::AwaitingAccount | S::Pending | S::Failed,
+            Action::Enroll | Action::Invite,
+        ) => Some(keep(
             S::Cancelled,
             Action::Enroll,
             cancel_reason(order_cancelled),
@@ -257,8 +328,10 @@ mod tests {
         StoredItem {
             id,
             line_item_id: line.into(),
+            part: 0,
             sku: "course-v1:a+b+c".into(),
             course_key: Some("course-v1:a+b+c".into()),
+            mode: None,
             email: Some(email.into()),
             action: Action::Enroll,
             state,
@@ -266,14 +339,13 @@ mod tests {
         }
     }
 
-    const FREE: IntakePolicy = IntakePolicy {
-        require_payment: false,
-        unenroll_on_cancel: false,
-    };
-    const PAID_ONLY: IntakePolicy = IntakePolicy {
-        require_payment: true,
-        unenroll_on_cancel: true,
-    };
+    fn policy(require_payment: bool, unenroll_on_cancel: bool) -> IntakePolicy {
+        IntakePolicy {
+            require_payment,
+            unenroll_on_cancel,
+            ..IntakePolicy::default()
+        }
+    }
 
     #[test]
     fn new_items_start_by_what_they_are() {
@@ -286,13 +358,13 @@ mod tests {
             ],
             false,
         );
-        let states: Vec<_> = plan_order(&[], &o, false, false, FREE)
+        let states: Vec<_> = plan_order(&[], &o, false, false, &policy(false, false))
             .iter()
             .map(|c| c.fields().state)
             .collect();
         use EnrollmentState::*;
         assert_eq!(states, vec![Pending, Skipped, Failed, Pending]);
-        let lookups = plan_order(&[], &o, false, false, FREE);
+        let lookups = plan_order(&[], &o, false, false, &policy(false, false));
         assert_eq!(lookups[3].fields().course_key, None);
         assert_eq!(
             lookups[0].fields().course_key.as_deref(),
@@ -304,17 +376,17 @@ mod tests {
     #[test]
     fn unpaid_items_wait_and_payment_releases_them() {
         let o = order(vec![item("1", "course-v1:a+b+c", "x@y.org")], false);
-        let plan = plan_order(&[], &o, false, false, PAID_ONLY);
+        let plan = plan_order(&[], &o, false, false, &policy(true, true));
         assert_eq!(plan[0].fields().state, EnrollmentState::AwaitingPayment);
 
         let waiting = [stored(7, "1", EnrollmentState::AwaitingPayment, "x@y.org")];
-        assert!(plan_order(&waiting, &o, false, false, PAID_ONLY).is_empty());
-        let plan = plan_order(&waiting, &o, true, false, PAID_ONLY);
+        assert!(plan_order(&waiting, &o, false, false, &policy(true, true)).is_empty());
+        let plan = plan_order(&waiting, &o, true, false, &policy(true, true));
         assert_eq!(
             plan,
             vec![ItemChange::Update {
                 id: 7,
-                fields: ready_fields(&o.items[0])
+                fields: ready_fields(&o.items[0], &IntakePolicy::default().wanted(&o.items[0])[0])
             }]
         );
     }
@@ -327,9 +399,14 @@ mod tests {
             EnrollmentState::Enrolled,
             EnrollmentState::Failed,
         ] {
-            assert!(
-                plan_order(&[stored(1, "1", state, "x@y.org")], &o, true, false, FREE).is_empty()
-            );
+            assert!(plan_order(
+                &[stored(1, "1", state, "x@y.org")],
+                &o,
+                true,
+                false,
+                &policy(false, false)
+            )
+            .is_empty());
         }
         let changed = order(vec![item("1", "course-v1:a+b+c", "new@y.org")], true);
         assert!(plan_order(
@@ -337,7 +414,7 @@ mod tests {
             &changed,
             true,
             false,
-            FREE
+            &policy(false, false)
         )
         .is_empty());
         let plan = plan_order(
@@ -345,10 +422,73 @@ mod tests {
             &changed,
             true,
             false,
-            FREE,
+            &policy(false, false),
         );
         assert_eq!(plan[0].fields().state, EnrollmentState::Pending);
         assert_eq!(plan[0].fields().email.as_deref(), Some("new@y.org"));
+    }
+
+    #[test]
+    fn a_product_in_the_table_is_one_enrollment_per_course_in_its_mode() {
+        let key = |k: &str| CourseKey::parse(k).unwrap();
+        let mut products = HashMap::new();
+        products.insert(
+            "BUNDLE".to_owned(),
+            Product {
+                sku: "BUNDLE".into(),
+                courses: vec![key("course-v1:a+b+1"), key("course-v1:a+b+2")],
+                mode: Some("verified".into()),
+            },
+        );
+        let policy = IntakePolicy {
+            products: Arc::new(products),
+            ..IntakePolicy::default()
+        };
+        let o = order(
+            vec![
+                item("1", "BUNDLE", "x@y.org"),
+                item("2", "sku-9", "x@y.org"),
+            ],
+            true,
+        );
+        let plan = plan_order(&[], &o, true, false, &policy);
+        let planned: Vec<_> = plan
+            .iter()
+            .map(|c| match c {
+                ItemChange::Insert {
+                    line_item_id,
+                    part,
+                    fields,
+                } => (
+                    line_item_id.as_str(),
+                    *part,
+                    fields.course_key.as_deref(),
+                    fields.mode.as_deref(),
+                ),
+                ItemChange::Update { .. } => panic!("nothing stored yet"),
+            })
+            .collect();
+        assert_eq!(
+            planned,
+            [
+                ("1", 0, Some("course-v1:a+b+1"), Some("verified")),
+                ("1", 1, Some("course-v1:a+b+2"), Some("verified")),
+                ("2", 0, None, None),
+            ],
+            "a SKU not in the table is looked up as before"
+        );
+
+        // Stored parts are matched by their part: a redelivery changes nothing.
+        let stored: Vec<StoredItem> = (0..2)
+            .map(|part| StoredItem {
+                part,
+                mode: Some("verified".into()),
+                sku: "BUNDLE".into(),
+                ..stored(part + 1, "1", EnrollmentState::Enrolled, "x@y.org")
+            })
+            .collect();
+        let o = order(vec![item("1", "BUNDLE", "x@y.org")], true);
+        assert!(plan_order(&stored, &o, true, false, &policy).is_empty());
     }
 
     #[test]
@@ -363,15 +503,15 @@ mod tests {
         let mut had_it = stored(2, "2", EnrollmentState::Enrolled, "z@y.org");
         had_it.before_enrollment = Some(true);
         let items = [stored(1, "1", EnrollmentState::Enrolled, "x@y.org"), had_it];
-        let plan = plan_order(&items, &o, true, true, PAID_ONLY);
+        let plan = plan_order(&items, &o, true, true, &policy(true, true));
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].fields().action, Action::Unenroll);
         assert_eq!(plan[0].fields().state, EnrollmentState::Pending);
-        assert!(plan_order(&items, &o, true, true, FREE).is_empty());
+        assert!(plan_order(&items, &o, true, true, &policy(false, false)).is_empty());
 
         let pending = [stored(3, "1", EnrollmentState::Pending, "x@y.org")];
-        let plan = plan_refund(&pending, &["1".into()], FREE);
+        let plan = plan_refund(&pending, &["1".into()], &policy(false, false));
         assert_eq!(plan[0].fields().state, EnrollmentState::Cancelled);
-        assert!(plan_refund(&pending, &["9".into()], FREE).is_empty());
+        assert!(plan_refund(&pending, &["9".into()], &policy(false, false)).is_empty());
     }
 }

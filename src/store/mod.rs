@@ -81,8 +81,20 @@ pub struct Claim {
 pub enum ClaimedWork {
     /// Find which course a (non course key) SKU names.
     LookupSku { sku: String },
-    /// One bulk enrollment request for one course.
-    CallLms { course: CourseKey, action: Action },
+    /// One bulk enrollment request for one course; with a `mode` (a paid
+    /// seat; not for `Invite`), one Enrollment API request for one learner.
+    CallLms {
+        course: CourseKey,
+        action: Action,
+        mode: Option<String>,
+    },
+}
+
+impl ClaimedWork {
+    /// Paid seats go through the Enrollment API, which takes one learner a call.
+    pub fn one_learner_a_call(&self) -> bool {
+        matches!(self, ClaimedWork::CallLms { mode: Some(_), action, .. } if *action != Action::Invite)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +108,8 @@ pub struct ClaimedItem {
     pub email: Option<LearnerEmail>,
     /// Attempts already spent.
     pub attempts: u32,
+    /// Since when a paid seat has waited for its learner's account.
+    pub awaiting_since_ms: Option<i64>,
 }
 
 /// Why there is no work for a worker right now.
@@ -138,6 +152,14 @@ pub enum ItemResult {
     Skipped {
         reason: String,
     },
+    /// A paid seat's learner has no account: checked again after `delay`,
+    /// after an invitation first when `invite`. No attempt is spent.
+    AwaitingAccount {
+        delay: Duration,
+        invite: bool,
+    },
+    /// An invited learner turned out to have an account: enroll in the mode now.
+    AccountFound,
 }
 
 /// One LMS call as it concerned one enrollment.
@@ -184,6 +206,8 @@ pub struct ItemView {
     pub line_item_id: String,
     pub sku: String,
     pub course_key: Option<String>,
+    /// The course mode of a paid seat; `None`: the course's default (bulk enrollment).
+    pub mode: Option<String>,
     pub email: Option<String>,
     pub action: String,
     pub state: String,

@@ -9,7 +9,13 @@ use reqwest::StatusCode;
 use crate::helpers::{
     shopify_order, spawn_app, spawn_app_with, Db, TestApp, COURSE_A, COURSE_B, SHOP,
 };
+use std::time::Duration;
+
 use edx_webhooks::config::Secret;
+use edx_webhooks::domain::{CourseKey, Product};
+
+use crate::helpers::wait_until;
+use crate::products::invitation_recorded;
 
 const PASSWORD: &str = "operator-pass-2026";
 
@@ -547,6 +553,42 @@ on_each_database! {
         assert!(text.contains("ENABLE_BULK_ENROLLMENT_VIEW"), "the reason: {text}");
         assert!(text.contains("1 processing"), "{text}");
     }
+    async fn the_order_page_asks_for_an_immediate_look_at_a_learners_account(db: Db) {
+        let app = spawn_app_with(db, |config| {
+            config.admin_password = Some(Secret::new(PASSWORD));
+            config.products = vec![Product {
+                sku: "PY-VERIFIED".into(),
+                courses: vec![CourseKey::parse(COURSE_A).unwrap()],
+                mode: Some("verified".into()),
+            }];
+            // The next look on its own would be an hour away.
+            config.retry.first_delay = Duration::from_secs(3600);
+            config.retry.max_delay = Duration::from_secs(3600);
+            config.account_recheck_max = Duration::from_secs(3600);
+        })
+        .await;
+        app.lms.with(|s| {
+            s.offer(COURSE_A, &["audit", "verified"]);
+            s.no_account.insert("new@example.org".into());
+        });
+        app.shopify("orders/create", &shopify_order(7501, &[(1, "PY-VERIFIED", Some("new@example.org"))], None, "paid")).await;
+        let invited = wait_until(Duration::from_secs(10), || async { invitation_recorded(&app, "7501").await }).await;
+        assert!(invited);
+        let (mut browser, token) = Browser::logged_in(&app).await;
+        let id = order_id(&app, "7501").await;
+
+        let page = browser.get(&format!("/admin/orders/{id}")).await;
+
+        let text = visible_text(&page.body);
+        assert!(text.contains("awaiting account") && text.contains("verified seat"), "{text}");
+        assert!(text.contains("Check for the learner's account now"), "{text}");
+        app.lms.with(|s| s.register("new@example.org"));
+        let checked = browser.post(&format!("/admin/orders/{id}/retry"), &[("csrf", &token)]).await;
+        assert_eq!(checked.status, StatusCode::SEE_OTHER);
+        app.wait_for_order("7501", SHOP, "enrolled").await;
+        assert_eq!(app.lms.seat_of(COURSE_A, "new@example.org").unwrap().mode, "verified");
+    }
+
 }
 
 on_each_database! {

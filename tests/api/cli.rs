@@ -238,4 +238,34 @@ async fn bad_usage_exits_2(db: Db) {
         assert!(!ran.stderr.is_empty(), "{args:?} says why");
     }
 }
+
+async fn orders_list_and_show_name_paid_seats_awaiting_an_account(db: Db) {
+    use edx_webhooks::domain::{CourseKey, Product};
+    let app = spawn_app_with(db, |c| {
+        c.products = vec![Product {
+            sku: "PY-VERIFIED".into(),
+            courses: vec![CourseKey::parse(COURSE_A).unwrap()],
+            mode: Some("verified".into()),
+        }];
+    })
+    .await;
+    app.lms.with(|s| {
+        s.offer(COURSE_A, &["audit", "verified"]);
+        s.no_account.insert("new@example.org".into());
+    });
+    app.shopify("orders/create", &shopify_order(7101, &[(1, "PY-VERIFIED", Some("new@example.org"))], None, "paid")).await;
+    app.shopify("orders/create", &shopify_order(7102, &[(1, COURSE_B, Some("ann@example.org"))], None, "paid")).await;
+    app.wait_for_order("7101", SHOP, "awaiting_account").await;
+    app.wait_for_order("7102", SHOP, "enrolled").await;
+
+    let waiting = cli(&app, &["orders", "list", "--status", "awaiting_account", "--json"]).await;
+
+    assert_eq!(waiting.code, 0, "{}", waiting.stderr);
+    assert_eq!(numbers(&waiting.json()), ["#7101"]);
+    let shown = cli(&app, &["orders", "show", "7101", "--shop", SHOP]).await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stdout.contains("awaiting_account") && shown.stdout.contains("mode: verified"), "{}", shown.stdout);
+    let json = cli(&app, &["orders", "show", "7101", "--json"]).await.json();
+    assert_eq!(json["items"][0]["mode"], "verified");
+}
 }

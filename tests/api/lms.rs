@@ -1,5 +1,6 @@
 //! A fake Open edX LMS on a real HTTP server, behaving as EXTERNAL-CONTRACTS.md
-//! says: client-credentials tokens, the bulk enrollment view, SKU redirects.
+//! says: client-credentials tokens, the bulk enrollment view, SKU redirects,
+//! and the Enrollment API with course modes and learners who register later.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,17 @@ pub enum Reply {
     },
     /// The token the request carries is no longer valid (401).
     ExpireTokens,
+    /// Does what was asked, then answers with this status (the answer is lost).
+    AfterDoing(u16),
+}
+
+/// An enrollment with a mode, as the Enrollment API keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    pub mode: String,
+    pub active: bool,
+    /// `created`, as the LMS reports it.
+    pub created: String,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +78,90 @@ pub struct LmsState {
     pub probes: usize,
     /// Learners currently enrolled per course.
     pub enrolled: HashMap<String, HashSet<String>>,
+    /// Emails that have no account (yet); every other email has one.
+    pub no_account: HashSet<String>,
+    /// Enrollment-allowed rows (course → emails): enrolled on registration.
+    pub allowed: HashMap<String, HashSet<String>>,
+    /// The modes each course sells: (slug, expired). A course not listed
+    /// sells `audit` only.
+    pub course_modes: HashMap<String, Vec<(String, bool)>>,
+    /// Enrollments with their mode, by (course, email).
+    pub seats: HashMap<(String, String), Seat>,
+    /// Enrollment API requests (JSON bodies), in arrival order.
+    pub enrollment_calls: Vec<Value>,
+    /// Scripted answers to the next Enrollment API requests.
+    pub enrollment_script: VecDeque<Reply>,
+}
+
+impl LmsState {
+    /// The learner (who has an account) enrolled in `course` in `mode`, made `created`.
+    pub fn seat(&mut self, course: &str, email: &str, mode: &str, created: &str) {
+        let email = email.to_lowercase();
+        self.enrolled
+            .entry(course.to_owned())
+            .or_default()
+            .insert(email.clone());
+        self.seats.insert(
+            (course.to_owned(), email),
+            Seat {
+                mode: mode.to_owned(),
+                active: true,
+                created: created.to_owned(),
+            },
+        );
+    }
+
+    /// The course sells these modes (none expired).
+    pub fn offer(&mut self, course: &str, modes: &[&str]) {
+        self.course_modes.insert(
+            course.to_owned(),
+            modes.iter().map(|m| (m.to_string(), false)).collect(),
+        );
+    }
+
+    /// The learner registers: the LMS enrolls them, in the default mode,
+    /// where an enrollment-allowed row waits (and skips courses they have).
+    pub fn register(&mut self, email: &str) {
+        let email = email.to_lowercase();
+        self.no_account.remove(&email);
+        let courses: Vec<String> = self
+            .allowed
+            .iter()
+            .filter(|(_, emails)| emails.contains(&email))
+            .map(|(course, _)| course.clone())
+            .collect();
+        for course in courses {
+            if !self.seats.contains_key(&(course.clone(), email.clone())) {
+                self.seat(&course, &email, "audit", &now_text());
+            }
+        }
+    }
+}
+
+/// Now, as the LMS writes times.
+fn now_text() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let secs = now.as_secs() as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        now.subsec_micros()
+    )
 }
 
 #[derive(Clone)]
@@ -86,6 +182,16 @@ impl FakeLms {
         // Every method: the view answers GET too (401 without a token, 405 with one).
         Mock::given(path("/api/bulk_enroll/v1/bulk_enroll"))
             .respond_with(BulkEnrollView(state.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/enrollment/v1/enrollment"))
+            .respond_with(EnrollmentApi(state.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/api/enrollment/v1/course/"))
+            .respond_with(CourseModes(state.clone()))
             .mount(&server)
             .await;
         FakeLms {
@@ -145,6 +251,19 @@ impl FakeLms {
                 })
                 .max()
                 .unwrap_or(0)
+        })
+    }
+
+    pub fn enrollment_calls(&self) -> Vec<Value> {
+        self.with(|s| s.enrollment_calls.clone())
+    }
+
+    /// The learner's enrollment in `course` with its mode, if any.
+    pub fn seat_of(&self, course: &str, email: &str) -> Option<Seat> {
+        self.with(|s| {
+            s.seats
+                .get(&(course.to_owned(), email.to_lowercase()))
+                .cloned()
         })
     }
 
@@ -266,7 +385,7 @@ impl Respond for BulkEnrollView {
                 return ResponseTemplate::new(401)
                     .set_body_json(json!({"detail": "Error decoding token."}));
             }
-            None => {}
+            Some(Reply::AfterDoing(_)) | None => {}
         }
         let course = call.field("courses").to_owned();
         if state.unknown_courses.contains(&course) {
@@ -280,13 +399,44 @@ impl Respond for BulkEnrollView {
                 results.push(json!({"identifier": identifier, "invalidIdentifier": true}));
                 continue;
             }
+            let email = identifier.to_lowercase();
+            if state.no_account.contains(&email) {
+                // No account: an enrollment-allowed row, enrolled on registration.
+                let allowed = state.allowed.entry(course.clone()).or_default();
+                let before = allowed.contains(&email);
+                if action == "enroll" {
+                    allowed.insert(email);
+                } else {
+                    allowed.remove(&email);
+                }
+                results.push(json!({
+                    "identifier": identifier,
+                    "before": {"enrollment": false, "allowed": before, "user": false, "auto_enroll": before},
+                    "after": {"enrollment": false, "allowed": action == "enroll", "user": false, "auto_enroll": action == "enroll"}
+                }));
+                continue;
+            }
             let enrolled = state.enrolled.entry(course.clone()).or_default();
             let before = enrolled.contains(&identifier.to_lowercase());
             let after = action == "enroll";
             if after {
                 enrolled.insert(identifier.to_lowercase());
+                // Bulk enrollment gives the default mode, and keeps any mode the learner has.
+                let key = (course.clone(), identifier.to_lowercase());
+                let seat = state.seats.entry(key).or_insert_with(|| Seat {
+                    mode: "audit".into(),
+                    active: true,
+                    created: now_text(),
+                });
+                seat.active = true;
             } else {
                 enrolled.remove(&identifier.to_lowercase());
+                if let Some(seat) = state
+                    .seats
+                    .get_mut(&(course.clone(), identifier.to_lowercase()))
+                {
+                    seat.active = false;
+                }
             }
             results.push(json!({
                 "identifier": identifier,
@@ -301,6 +451,154 @@ impl Respond for BulkEnrollView {
                 "action": action, "auto_enroll": auto_enroll, "email_students": call.field("email_students") == "true",
                 "courses": {course.clone(): {"action": action, "auto_enroll": auto_enroll, "results": results}}
             }))
+    }
+}
+
+/// Whether the request carries a token the fake issued.
+fn authorized(state: &LmsState, request: &Request) -> bool {
+    request
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.strip_prefix("JWT "))
+        .is_some_and(|t| state.valid_tokens.contains(t))
+}
+
+/// `POST /api/enrollment/v1/enrollment`: creates, reactivates, upgrades or
+/// deactivates one learner's enrollment in a mode.
+struct EnrollmentApi(Arc<Mutex<LmsState>>);
+
+impl Respond for EnrollmentApi {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.0.lock().unwrap();
+        if !authorized(&state, request) {
+            return ResponseTemplate::new(401)
+                .set_body_json(json!({"detail": "Authentication credentials were not provided."}));
+        }
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        state.enrollment_calls.push(body.clone());
+        if state.not_staff {
+            return ResponseTemplate::new(403).set_body_json(
+                json!({"message": "User does not have permission to create enrollment with mode [verified]."}),
+            );
+        }
+        let after_doing = match state.enrollment_script.pop_front() {
+            Some(Reply::Status(code)) => {
+                return ResponseTemplate::new(code).set_body_string(format!("scripted {code}"))
+            }
+            Some(Reply::Throttle { retry_after_secs }) => {
+                return ResponseTemplate::new(429)
+                    .insert_header("Retry-After", retry_after_secs.to_string())
+                    .set_body_json(json!({"detail": "Request was throttled."}))
+            }
+            Some(Reply::ExpireTokens) => {
+                state.valid_tokens.clear();
+                return ResponseTemplate::new(401)
+                    .set_body_json(json!({"detail": "Error decoding token."}));
+            }
+            Some(Reply::AfterDoing(code)) => Some(code),
+            None => None,
+        };
+        let email = body["email"].as_str().unwrap_or_default().to_lowercase();
+        let mode = body["mode"].as_str().unwrap_or("audit").to_owned();
+        let course = body["course_details"]["course_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let active = body["is_active"].as_bool().unwrap_or(true);
+        if state.no_account.contains(&email) {
+            return ResponseTemplate::new(406)
+                .set_body_json(json!({"message": format!("The user {email} does not exist.")}));
+        }
+        let modes = state
+            .course_modes
+            .get(&course)
+            .cloned()
+            .unwrap_or_else(|| vec![("audit".into(), false)]);
+        if state.unknown_courses.contains(&course) {
+            return ResponseTemplate::new(400).set_body_json(
+                json!({"message": format!("No course '{course}' found for enrollment")}),
+            );
+        }
+        let key = (course.clone(), email.clone());
+        if active
+            && !modes
+                .iter()
+                .any(|(slug, expired)| *slug == mode && !expired)
+        {
+            return ResponseTemplate::new(400).set_body_json(json!({"message": format!(
+                "The [{mode}] course mode is expired or otherwise unavailable for course run [{course}]."
+            )}));
+        }
+        if !active && state.seats.get(&key).is_some_and(|s| s.mode != mode) {
+            return ResponseTemplate::new(400).set_body_json(json!({"message": format!(
+                "The requested mode [{mode}] is not the enrollment's mode."
+            )}));
+        }
+        let created = state
+            .seats
+            .get(&key)
+            .map(|s| s.created.clone())
+            .unwrap_or_else(now_text);
+        state.seats.insert(
+            key,
+            Seat {
+                mode: mode.clone(),
+                active,
+                created: created.clone(),
+            },
+        );
+        let enrolled = state.enrolled.entry(course.clone()).or_default();
+        if active {
+            enrolled.insert(email.clone());
+        } else {
+            enrolled.remove(&email);
+        }
+        if let Some(code) = after_doing {
+            return ResponseTemplate::new(code).set_body_string(format!("scripted {code}"));
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "created": created, "mode": mode, "is_active": active,
+            "course_details": {"course_id": course}, "user": email
+        }))
+    }
+}
+
+/// `GET /api/enrollment/v1/course/{course}?include_expired=1`.
+struct CourseModes(Arc<Mutex<LmsState>>);
+
+impl Respond for CourseModes {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let state = self.0.lock().unwrap();
+        let course = request
+            .url
+            .path()
+            .trim_start_matches("/api/enrollment/v1/course/")
+            .to_owned();
+        if state.unknown_courses.contains(&course) {
+            return ResponseTemplate::new(404).set_body_json(
+                json!({"message": format!("No course found for course ID '{course}'")}),
+            );
+        }
+        let include_expired = request
+            .url
+            .query()
+            .is_some_and(|q| q.contains("include_expired=1"));
+        let modes: Vec<Value> = state
+            .course_modes
+            .get(&course)
+            .cloned()
+            .unwrap_or_else(|| vec![("audit".into(), false)])
+            .into_iter()
+            .filter(|(_, expired)| include_expired || !expired)
+            .map(|(slug, expired)| json!({
+                "slug": slug, "name": slug, "min_price": 0, "currency": "usd",
+                "expiration_datetime": if expired { json!("2020-01-01T00:00:00Z") } else { Value::Null }
+            }))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "course_id": course, "course_modes": modes, "enrollment_start": null, "enrollment_end": null, "invite_only": false
+        }))
     }
 }
 

@@ -47,6 +47,7 @@ mod lms;
 mod operations;
 mod operator;
 mod processing;
+mod products;
 mod scale_out;
 mod service;
 mod shopify;

@@ -556,3 +556,40 @@ async fn json_log_lines_carry_the_request_and_claim_ids_and_no_secret(db: Db) {
     }
 }
 }
+
+on_each_database! {
+async fn check_names_a_course_mode_the_lms_does_not_sell(db: Db) {
+    let lms = FakeLms::start().await;
+    lms.with(|s| {
+        s.offer(COURSE_A, &["audit", "verified"]);
+        s.offer(COURSE_B, &["audit", "honor"]);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(db, &dir).await;
+    let config = dir.path().join("edx-webhooks.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[products]]\nsku = \"PAID\"\ncourses = [\"{COURSE_A}\", \"{COURSE_B}\"]\nmode = \"verified\"\n"
+        ),
+    )
+    .unwrap();
+    let env = with_setting(
+        service_env(&lms, &url),
+        "EDX_WEBHOOKS_CONFIG",
+        &config.display().to_string(),
+    );
+
+    let (code, stdout, stderr) = check(dir.path(), &env).await;
+
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let sold = line_about(&stdout, &format!("course mode verified of {COURSE_A}"));
+    assert!(sold.starts_with('✓'), "{stdout}");
+    let missing = line_about(&stdout, &format!("course mode verified of {COURSE_B}"));
+    assert!(missing.starts_with('✗'), "{stdout}");
+    assert!(missing.contains("it has: audit, honor"), "{missing}");
+    assert!(missing.contains("Course Modes"), "names the fix: {missing}");
+    assert!(stdout.ends_with("1 problem found\n"), "{stdout}");
+    assert!(lms.enrollment_calls().is_empty() && lms.calls().is_empty(), "check enrolled no one");
+}
+}

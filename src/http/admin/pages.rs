@@ -127,6 +127,7 @@ pub async fn dashboard(
         OrderState::Processing,
         OrderState::Enrolled,
         OrderState::Failed,
+        OrderState::AwaitingAccount,
         OrderState::AwaitingPayment,
         OrderState::Cancelled,
     ]
@@ -488,13 +489,19 @@ pub async fn order_page(
             let error = email_error.as_ref().filter(|e| e.item_id == item.id);
             ItemBlock {
                 id: item.id,
-                title: item.course_key.clone().unwrap_or_else(|| {
-                    if item.sku.is_empty() {
-                        "No SKU".into()
-                    } else {
-                        format!("SKU {}", item.sku)
+                title: {
+                    let course = item.course_key.clone().unwrap_or_else(|| {
+                        if item.sku.is_empty() {
+                            "No SKU".into()
+                        } else {
+                            format!("SKU {}", item.sku)
+                        }
+                    });
+                    match &item.mode {
+                        Some(mode) => format!("{course} · {mode} seat"),
+                        None => course,
                     }
-                }),
+                },
                 sku: if item.sku.is_empty() {
                     "—".into()
                 } else {

@@ -20,7 +20,7 @@ const SUMMARY_COLUMNS: &str = "o.id, o.platform, o.shop, o.external_id, o.number
      (SELECT COUNT(*) FROM enrollments i WHERE i.order_id = o.id AND i.state = 'failed') AS failed_items";
 
 const ITEM_COLUMNS: &str =
-    "id, line_item_id, sku, course_key, email, action, state, reason, attempts";
+    "id, line_item_id, sku, course_key, mode, email, action, state, reason, attempts";
 
 const REQUEST_VIEW_COLUMNS: &str =
     "id, received_at, platform, http_status, outcome, reason, shop, topic, \
@@ -297,6 +297,7 @@ pub(super) fn item_view(r: &AnyRow) -> Result<ItemView, sqlx::Error> {
         line_item_id: text(r, "line_item_id")?,
         sku: text(r, "sku")?,
         course_key: opt_text(r, "course_key")?,
+        mode: opt_text(r, "mode")?,
         email: opt_text(r, "email")?,
         action: text(r, "action")?,
         state: text(r, "state")?,

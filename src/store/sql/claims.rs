@@ -10,7 +10,7 @@ use super::{
     clip, id_list, integers, opt_text, parse, sources_of, text, transaction, value_runs, SqlStore,
     Tx,
 };
-use crate::domain::{CourseKey, EnrollmentState, LearnerEmail};
+use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail};
 use crate::store::{
     Claim, ClaimReport, ClaimResult, ClaimedItem, ClaimedWork, Idle, ItemResult, LmsCondition,
     LmsStatus, StoreError,
@@ -19,6 +19,11 @@ use crate::store::{
 /// Finds the items whose SKU is not resolved yet (`course_key IS NULL`)
 /// without reading every waiting item.
 const UNRESOLVED_INDEX: &str = "enrollments_by_course";
+/// Due work: pending items, and paid seats waiting for an account whose next
+/// check (or invitation) is due; not held under another claim's lease.
+const DUE: &str = "state IN ('pending', 'awaiting_account') AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+/// The states claimed work is in (a lease is renewed, a result written).
+const CLAIMABLE: &str = "'pending', 'awaiting_account'";
 /// The window of the shared rate limit.
 const WINDOW_MS: i64 = 60_000;
 /// A course's batch goes once no new learner has arrived for this long…
@@ -68,7 +73,7 @@ impl SqlStore {
             Ok(work) => work,
             Err(idle) => return Ok(ClaimResult::Idle(idle)),
         };
-        let due = "state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+        let due = DUE;
         let query = match &work {
             ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
                 "SELECT id FROM enrollments{} WHERE {due} AND course_key IS NULL AND sku = ? ORDER BY due_at, id LIMIT ?{}",
@@ -78,16 +83,29 @@ impl SqlStore {
             .bind(now)
             .bind(now)
             .bind(sku.clone()),
-            ClaimedWork::CallLms { course, action } => sqlx::query(self.sql(&format!(
-                "SELECT id FROM enrollments WHERE {due} AND course_key = ? AND action = ? ORDER BY due_at, id LIMIT ?{}",
-                self.dialect.skip_locked()
-            )))
-            .bind(now)
-            .bind(now)
-            .bind(course.as_str().to_owned())
-            .bind(action.as_str()),
+            ClaimedWork::CallLms {
+                course,
+                action,
+                mode,
+            } => {
+                let query = sqlx::query(self.sql(&format!(
+                    "SELECT id FROM enrollments WHERE {due} AND course_key = ? AND action = ? AND {} \
+                     ORDER BY due_at, id LIMIT ?{}",
+                    if mode.is_some() { "mode = ?" } else { "mode IS NULL" },
+                    self.dialect.skip_locked()
+                )))
+                .bind(now)
+                .bind(now)
+                .bind(course.as_str().to_owned())
+                .bind(action.as_str());
+                match mode {
+                    Some(mode) => query.bind(mode.clone()),
+                    None => query,
+                }
+            }
         };
-        let rows = query.bind(batch as i64).fetch_all(&mut **tx).await?;
+        let limit = if work.one_learner_a_call() { 1 } else { batch };
+        let rows = query.bind(limit as i64).fetch_all(&mut **tx).await?;
         let ids = integers(&rows, "id")?;
         if ids.is_empty() {
             // Locked by a delivery being taken right now: look again shortly.
@@ -114,7 +132,7 @@ impl SqlStore {
         }
         mark.execute(&mut **tx).await?;
         let mut claimed = sqlx::query(self.sql(&format!(
-            "SELECT e.id, e.order_id, e.email, e.attempts, o.platform, o.shop, o.number \
+            "SELECT e.id, e.order_id, e.email, e.attempts, e.account_wait_since, o.platform, o.shop, o.number \
              FROM enrollments e JOIN orders o ON o.id = e.order_id WHERE e.id IN ({among}) \
              ORDER BY e.due_at, e.id"
         )));
@@ -136,6 +154,7 @@ impl SqlStore {
                         .as_deref()
                         .and_then(|e| LearnerEmail::parse(e).ok()),
                     attempts: row.try_get::<i64, _>("attempts")? as u32,
+                    awaiting_since_ms: row.try_get("account_wait_since")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -152,7 +171,7 @@ impl SqlStore {
         now: i64,
         batch: usize,
     ) -> Result<Result<ClaimedWork, Idle>, StoreError> {
-        let due = "state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+        let due = DUE;
         let lookup = sqlx::query(self.sql(&format!(
             "SELECT sku FROM enrollments{} WHERE {due} AND course_key IS NULL ORDER BY due_at, id LIMIT 1{}",
             self.dialect.indexed_by(UNRESOLVED_INDEX),
@@ -169,7 +188,9 @@ impl SqlStore {
         }
 
         let groups = sqlx::query(self.sql(&format!(
-            "SELECT course_key, action, COUNT(*) AS waiting, MIN(due_at) AS oldest, MAX(due_at) AS newest              FROM enrollments WHERE {due} AND course_key IS NOT NULL              GROUP BY course_key, action ORDER BY oldest LIMIT 100"
+            "SELECT course_key, action, mode, COUNT(*) AS waiting, MIN(due_at) AS oldest, MAX(due_at) AS newest \
+             FROM enrollments WHERE {due} AND course_key IS NOT NULL \
+             GROUP BY course_key, action, mode ORDER BY oldest LIMIT 100"
         )))
         .bind(now)
         .bind(now)
@@ -180,21 +201,28 @@ impl SqlStore {
             let waiting: i64 = group.try_get("waiting")?;
             let oldest: i64 = group.try_get("oldest")?;
             let newest: i64 = group.try_get("newest")?;
-            let ready_at = (newest + BATCH_QUIET_MS).min(oldest + BATCH_LINGER_MS);
+            let Some(course) = CourseKey::parse(&text(group, "course_key")?) else {
+                continue;
+            };
+            let work = ClaimedWork::CallLms {
+                course,
+                action: parse(&text(group, "action")?)?,
+                mode: opt_text(group, "mode")?,
+            };
+            // A call for one learner has no batch to fill.
+            let ready_at = if work.one_learner_a_call() {
+                oldest
+            } else {
+                (newest + BATCH_QUIET_MS).min(oldest + BATCH_LINGER_MS)
+            };
             if waiting >= batch as i64 || ready_at <= now {
-                let Some(course) = CourseKey::parse(&text(group, "course_key")?) else {
-                    continue;
-                };
-                return Ok(Ok(ClaimedWork::CallLms {
-                    course,
-                    action: parse(&text(group, "action")?)?,
-                }));
+                return Ok(Ok(work));
             }
             wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
         }
         if wake.is_none() {
             let row = sqlx::query(self.sql(&format!(
-                "SELECT MIN({}(due_at, COALESCE(lease_until, 0))) AS next_due FROM enrollments WHERE state = 'pending'",
+                "SELECT MIN({}(due_at, COALESCE(lease_until, 0))) AS next_due FROM enrollments WHERE state IN ({CLAIMABLE})",
                 self.dialect.greatest()
             )))
             .fetch_one(&mut **tx)
@@ -233,7 +261,7 @@ impl SqlStore {
 
     pub async fn renew_claim(&self, token: &str, lease: Duration) -> Result<(), StoreError> {
         let renewed = transaction!(self, |tx, now| {
-            sqlx::query(self.sql("UPDATE enrollments SET lease_until = ? WHERE claim_token = ? AND state = 'pending'"))
+            sqlx::query(self.sql(&format!("UPDATE enrollments SET lease_until = ? WHERE claim_token = ? AND state IN ({CLAIMABLE})")))
                 .bind(now + lease.as_millis() as i64)
                 .bind(token.to_owned())
                 .execute(&mut *tx)
@@ -273,7 +301,7 @@ impl SqlStore {
             let ids: Vec<i64> = report.results.iter().map(|(id, _, _)| *id).collect();
             let (among, listed) = id_list(&ids);
             let mut query = sqlx::query(self.sql(&format!(
-                "SELECT id, order_id FROM enrollments WHERE claim_token = ? AND state = 'pending' \
+                "SELECT id, order_id FROM enrollments WHERE claim_token = ? AND state IN ({CLAIMABLE}) \
                  AND id IN ({among}) ORDER BY id{}",
                 self.dialect.for_update()
             )))
@@ -309,6 +337,8 @@ impl SqlStore {
                 "UPDATE enrollments SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
                  due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
                  before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
+                 action = COALESCE(?, action), \
+                 account_wait_since = CASE WHEN ? = 1 THEN COALESCE(account_wait_since, ?) ELSE account_wait_since END, \
                  claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id IN ({among}) AND state IN ({})",
                 sources_of(columns.state)
             )))
@@ -320,6 +350,9 @@ impl SqlStore {
             .bind(columns.course_key.clone())
             .bind(columns.before)
             .bind(columns.spent)
+            .bind(columns.action)
+            .bind(columns.waits)
+            .bind(now)
             .bind(now);
             for id in ids {
                 query = query.bind(id);
@@ -428,6 +461,10 @@ struct ResultColumns {
     before: Option<i64>,
     /// Whether an attempt was spent.
     spent: i64,
+    /// The action from now on, where it changes (an invitation, then the seat).
+    action: Option<&'static str>,
+    /// Whether the item waits for an account (the wait starts, if not begun).
+    waits: i64,
 }
 
 impl ResultColumns {
@@ -470,6 +507,22 @@ impl ResultColumns {
                 None,
                 None,
             ),
+            ItemResult::AwaitingAccount { delay, .. } => (
+                EnrollmentState::AwaitingAccount,
+                Some("the learner has no LMS account yet: invited to register; the paid seat follows once they do"),
+                now + delay.as_millis() as i64,
+                None,
+                // Nothing of the course was theirs before: the seat will be our order's.
+                Some(0),
+            ),
+            ItemResult::AccountFound => (EnrollmentState::Pending, None, now, None, None),
+        };
+        let action = match result {
+            ItemResult::AwaitingAccount { invite: true, .. } => Some(Action::Invite.as_str()),
+            ItemResult::AwaitingAccount { invite: false, .. } | ItemResult::AccountFound => {
+                Some(Action::Enroll.as_str())
+            }
+            _ => None,
         };
         ResultColumns {
             state,
@@ -479,6 +532,8 @@ impl ResultColumns {
             course_key: course_key.map(str::to_owned),
             before,
             spent: i64::from(attempt.is_some_and(|a| a.counted)),
+            action,
+            waits: i64::from(matches!(result, ItemResult::AwaitingAccount { .. })),
         }
     }
 }

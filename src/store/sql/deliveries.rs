@@ -73,6 +73,7 @@ impl<'a> OrderRow<'a> {
 pub(super) struct ItemRow<'a> {
     pub sku: &'a str,
     pub course_key: Option<&'a str>,
+    pub mode: Option<&'a str>,
     pub email: Option<&'a str>,
     pub action: &'static str,
     pub state: EnrollmentState,
@@ -84,6 +85,7 @@ impl<'a> ItemRow<'a> {
         ItemRow {
             sku: clip(&f.sku, 512),
             course_key: f.course_key.as_deref(),
+            mode: f.mode.as_deref().map(|m| clip(m, 64)),
             email: f.email.as_deref(),
             action: f.action.as_str(),
             state: f.state,
@@ -180,19 +182,20 @@ pub(super) mod statements {
     }
 
     pub const LOAD_ITEMS: &str =
-        "SELECT id, line_item_id, sku, course_key, email, action, state, before_enrollment \
+        "SELECT id, line_item_id, part, sku, course_key, mode, email, action, state, before_enrollment \
          FROM enrollments WHERE order_id = ?";
 
     pub const INSERT_ITEM: &str =
-        "INSERT INTO enrollments (sku, course_key, email, action, state, reason, due_at, updated_at, \
-         created_at, order_id, line_item_id, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)";
+        "INSERT INTO enrollments (sku, course_key, mode, email, action, state, reason, due_at, updated_at, \
+         created_at, order_id, line_item_id, part, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)";
 
     /// Fresh attempts, and any claim's result is no longer written. `sources`
     /// are the states the row may be in (see `sources_of`).
     pub fn update_item(sources: &str) -> String {
         format!(
-            "UPDATE enrollments SET sku = ?, course_key = ?, email = ?, action = ?, state = ?, reason = ?, \
-             due_at = ?, updated_at = ?, attempts = 0, claim_token = NULL, lease_until = NULL \
+            "UPDATE enrollments SET sku = ?, course_key = ?, mode = ?, email = ?, action = ?, state = ?, reason = ?, \
+             due_at = ?, updated_at = ?, attempts = 0, claim_token = NULL, lease_until = NULL, \
+             account_wait_since = NULL \
              WHERE id = ? AND state IN ({sources})"
         )
     }
@@ -266,6 +269,7 @@ pub(super) trait IntakeTx {
         now: i64,
         order_id: i64,
         line_item_id: &str,
+        part: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError>;
     async fn update_item(&mut self, now: i64, id: i64, row: &ItemRow<'_>)
@@ -379,7 +383,7 @@ async fn write_one<T: IntakeTx>(
             request,
             verified,
             policy,
-        } => take_delivery(tx, now, request, verified, *policy).await,
+        } => take_delivery(tx, now, request, verified, policy).await,
     }
 }
 
@@ -388,7 +392,7 @@ async fn take_delivery<T: IntakeTx>(
     now: i64,
     request: &RequestRecord,
     verified: &Verified,
-    policy: IntakePolicy,
+    policy: &IntakePolicy,
 ) -> Result<Written, StoreError> {
     let platform = request.platform.as_str();
     let shop = clip(&verified.shop, 255);
@@ -477,7 +481,7 @@ async fn take_order<T: IntakeTx>(
     platform: &str,
     shop: &str,
     order: &Order,
-    policy: IntakePolicy,
+    policy: &IntakePolicy,
 ) -> Result<(i64, Acceptance, bool), StoreError> {
     // A new order is written whole: its row (with the state its items give
     // it), its items. Whichever process receives deliveries of one order,
@@ -530,8 +534,10 @@ async fn apply_changes<T: IntakeTx>(
         let row = ItemRow::new(change.fields());
         new_work |= row.state == EnrollmentState::Pending;
         match change {
-            ItemChange::Insert { line_item_id, .. } => {
-                tx.insert_item(now, order_id, clip(line_item_id, 191), &row)
+            ItemChange::Insert {
+                line_item_id, part, ..
+            } => {
+                tx.insert_item(now, order_id, clip(line_item_id, 191), *part, &row)
                     .await?
             }
             ItemChange::Update { id, .. } => tx.update_item(now, *id, &row).await?,
@@ -573,6 +579,7 @@ fn bind_item(query: AnyQuery, row: &ItemRow<'_>, now: i64) -> AnyQuery {
     query
         .bind(row.sku.to_owned())
         .bind(row.course_key.map(str::to_owned))
+        .bind(row.mode.map(str::to_owned))
         .bind(row.email.map(str::to_owned))
         .bind(row.action)
         .bind(row.state.as_str())
@@ -686,8 +693,10 @@ impl IntakeTx for SqlxIntake<'_> {
                 Ok(StoredItem {
                     id: r.try_get("id")?,
                     line_item_id: text(r, "line_item_id")?,
+                    part: r.try_get("part")?,
                     sku: text(r, "sku")?,
                     course_key: opt_text(r, "course_key")?,
+                    mode: opt_text(r, "mode")?,
                     email: opt_text(r, "email")?,
                     action: parse(&text(r, "action")?)?,
                     state: parse(&text(r, "state")?)?,
@@ -704,12 +713,14 @@ impl IntakeTx for SqlxIntake<'_> {
         now: i64,
         order_id: i64,
         line_item_id: &str,
+        part: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
         bind_item(sqlx::query(self.db.sql(statements::INSERT_ITEM)), row, now)
             .bind(now)
             .bind(order_id)
             .bind(line_item_id.to_owned())
+            .bind(part)
             .execute(&mut **self.tx)
             .await?;
         Ok(())
@@ -910,10 +921,7 @@ mod tests {
                     }],
                 }),
             },
-            policy: IntakePolicy {
-                require_payment: false,
-                unenroll_on_cancel: false,
-            },
+            policy: IntakePolicy::default(),
         }
     }
 

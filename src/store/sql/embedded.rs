@@ -136,10 +136,11 @@ pub(super) fn database_file(url: &str) -> Option<PathBuf> {
 
 /// The columns that inserting and updating an item share, in their order in
 /// `statements::INSERT_ITEM` and `statements::update_item`.
-fn item_values<'a>(row: &'a ItemRow<'_>, now: &'a i64) -> [&'a dyn ToSql; 8] {
+fn item_values<'a>(row: &'a ItemRow<'_>, now: &'a i64) -> [&'a dyn ToSql; 9] {
     [
         &row.sku,
         &row.course_key,
+        &row.mode,
         &row.email,
         &row.action,
         &row.state,
@@ -287,8 +288,10 @@ impl IntakeTx for Statements<'_> {
             items.push(StoredItem {
                 id: r.get("id")?,
                 line_item_id: r.get("line_item_id")?,
+                part: r.get("part")?,
                 sku: r.get("sku")?,
                 course_key: r.get("course_key")?,
+                mode: r.get("mode")?,
                 email: r.get("email")?,
                 action: parse(&r.get::<_, String>("action")?)?,
                 state: parse(&r.get::<_, String>("state")?)?,
@@ -303,10 +306,11 @@ impl IntakeTx for Statements<'_> {
         now: i64,
         order_id: i64,
         line_item_id: &str,
+        part: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
         let mut values = item_values(row, &now).to_vec();
-        values.extend([&now as &dyn ToSql, &order_id, &line_item_id]);
+        values.extend([&now as &dyn ToSql, &order_id, &line_item_id, &part]);
         self.conn
             .prepare_cached(statements::INSERT_ITEM)?
             .execute(params_from_iter(values))?;

@@ -67,10 +67,23 @@ impl SqlStore {
             let orders = integers(&rows, "order_id")?;
             let retried = sqlx::query(self.sql(&format!(
                 "UPDATE enrollments SET state = 'pending', attempts = 0, reason = NULL, due_at = ?, claim_token = NULL, \
-                 lease_until = NULL, updated_at = ? WHERE state IN ({}) AND state = 'failed' AND email IS NOT NULL \
-                 AND (? IS NULL OR order_id = ?)",
+                 lease_until = NULL, account_wait_since = NULL, updated_at = ? WHERE state IN ({}) AND state = 'failed' \
+                 AND email IS NOT NULL AND (? IS NULL OR order_id = ?)",
                 sources_of(EnrollmentState::Pending)
             )))
+            .bind(now)
+            .bind(now)
+            .bind(order_id)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            // Paid seats waiting for an account are checked again now.
+            let rechecked = sqlx::query(self.sql(
+                "UPDATE enrollments SET due_at = ?, updated_at = ? WHERE state = 'awaiting_account' \
+                 AND due_at > ? AND (? IS NULL OR order_id = ?)",
+            ))
+            .bind(now)
             .bind(now)
             .bind(now)
             .bind(order_id)
@@ -81,7 +94,7 @@ impl SqlStore {
             for id in orders {
                 self.update_order_state(&mut tx, id, now).await?;
             }
-            retried
+            retried + rechecked
         })
     }
 
@@ -109,7 +122,7 @@ impl SqlStore {
                     "item {enrollment_id} is {state}: only a failed item's email can be changed"
                 )));
             }
-            if action != Action::Enroll {
+            if action == Action::Unenroll {
                 return Err(StoreError::Invalid(format!(
                     "item {enrollment_id} failed to unenroll its learner, who cannot be changed: \
                      use orders retry instead"
@@ -117,7 +130,8 @@ impl SqlStore {
             }
             sqlx::query(self.sql(&format!(
                 "UPDATE enrollments SET email = ?, state = 'pending', attempts = 0, reason = NULL, due_at = ?, \
-                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND state IN ({}) \
+                 claim_token = NULL, lease_until = NULL, account_wait_since = NULL, updated_at = ? \
+                 WHERE id = ? AND state IN ({}) \
                  AND state = 'failed'",
                 sources_of(EnrollmentState::Pending)
             )))
@@ -141,7 +155,7 @@ impl SqlStore {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("no order with id {order_id}")))?;
         let items = sqlx::query(self.sql(
-            "SELECT id, line_item_id, sku, course_key, email, action, state, reason, attempts FROM enrollments \
+            "SELECT id, line_item_id, sku, course_key, mode, email, action, state, reason, attempts FROM enrollments \
              WHERE order_id = ? ORDER BY id",
         ))
         .bind(order_id)
