@@ -210,6 +210,8 @@ pub(super) const ALL: &[&Setting] = &[
     &RETRY_DELAY,
     &RETRY_MAX_DELAY,
     &MAX_ATTEMPTS,
+    &ACCOUNT_RECHECK_MAX,
+    &ACCOUNT_WAIT,
     &BATCH_SIZE,
     &LMS_RATE_LIMIT,
     &LMS_TIMEOUT,
