@@ -6,7 +6,9 @@ use std::fmt;
 use crate::config::{Config, Secret};
 use crate::domain::CourseKey;
 use crate::lms::{parse_time_ms, LmsClient, Probe, ProbeOutcome};
-use crate::store::{redacted_url, Dialect, Store, StoreError};
+use crate::redact::url_password;
+use crate::shops::usable_secret;
+use crate::store::{Dialect, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -88,8 +90,9 @@ pub async fn run(config: &Config) -> Report {
     Report { findings }
 }
 
+/// The judgement's own test: a blank secret is no secret.
 fn has_secret(secret: &Option<Secret>) -> bool {
-    secret.as_ref().is_some_and(|s| !s.is_empty())
+    usable_secret(secret.as_ref()).is_some()
 }
 
 /// Every configured shop has its secret (a shop without one is off).
@@ -139,7 +142,7 @@ fn shops(config: &Config) -> Vec<Finding> {
 /// The database answers and its schema is current (brought up to date, as
 /// every start does).
 async fn database(config: &Config) -> Finding {
-    let subject = format!("database {}", redacted_url(&config.database_url));
+    let subject = format!("database {}", url_password(&config.database_url));
     let reached = match Store::connect(&config.database_url).await {
         Ok(store) => store.ping().await,
         Err(e) => Err(e),
@@ -278,7 +281,8 @@ mod tests {
         ];
         config.woocommerce = vec![WooCommerceShop {
             source: "https://shop.example.com/".into(),
-            secret: Some(Secret::new("")),
+            // Blank is no secret: the judgement refuses this shop, so must check.
+            secret: Some(Secret::new("  ")),
         }];
         let findings = shops(&config);
         let status: Vec<(&str, Status)> = findings

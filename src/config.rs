@@ -22,6 +22,7 @@ mod values;
 pub use catalog::{known_settings, SettingNames};
 pub use error::ConfigError;
 pub use sources::Sources;
+pub use values::source_key;
 
 /// A value that must never appear in logs, errors or pages.
 #[derive(Clone, PartialEq, Eq)]
@@ -203,7 +204,7 @@ impl fmt::Debug for Config {
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
-            .field("database_url", &values::redact_url_password(database_url))
+            .field("database_url", &crate::redact::url_password(database_url))
             .field("lms", lms)
             .field("shopify", shopify)
             .field("woocommerce", woocommerce)

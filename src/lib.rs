@@ -10,5 +10,6 @@ pub mod jobs;
 pub mod lms;
 pub mod metrics;
 pub mod operator;
+pub mod redact;
 pub mod shops;
 pub mod store;

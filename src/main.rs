@@ -262,7 +262,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Orders { command } => {
             let store = Store::connect(&config.database_url).await?;
-            Ok(finish(orders(command, &store).await))
+            Ok(finish(orders(command, &store, &config).await))
         }
         Command::Webhooks { command } => {
             let store = Store::connect(&config.database_url).await?;
@@ -316,7 +316,11 @@ fn finish(result: Result<ExitCode, OperatorError>) -> ExitCode {
     }
 }
 
-async fn orders(command: OrdersCommand, store: &Store) -> Result<ExitCode, OperatorError> {
+async fn orders(
+    command: OrdersCommand,
+    store: &Store,
+    config: &Config,
+) -> Result<ExitCode, OperatorError> {
     match command {
         OrdersCommand::List {
             status,
@@ -341,7 +345,7 @@ async fn orders(command: OrdersCommand, store: &Store) -> Result<ExitCode, Opera
             }
         }
         OrdersCommand::Show { order, shop, json } => {
-            let detail = operator::show_order(store, &order, shop.as_deref()).await?;
+            let detail = operator::show_order(store, config, &order, shop.as_deref()).await?;
             if json {
                 print_json(&detail);
             } else {

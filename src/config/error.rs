@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::values::redact_url_password;
+use crate::redact::url_password;
 
 pub(super) const REDACTED: &str = "<redacted>";
 
@@ -45,6 +45,6 @@ pub(super) fn shown(value: &str, secret: bool) -> String {
     if secret {
         REDACTED.to_owned()
     } else {
-        format!("{:?}", redact_url_password(value))
+        format!("{:?}", url_password(value))
     }
 }

@@ -562,6 +562,17 @@ fn config_file_shops_merge_with_the_environments_shop() {
     let config = Config::load(&sources).unwrap();
     assert_eq!(config.woocommerce.len(), 1);
     assert_eq!(config.woocommerce[0].secret, Some(Secret::new("env-woo")));
+
+    // And with the default port written out, as deliveries are matched.
+    sources.env = map(&[
+        (
+            "EDX_WEBHOOKS_WOOCOMMERCE_SOURCE",
+            "https://SHOP.example.com:443/",
+        ),
+        ("EDX_WEBHOOKS_WOOCOMMERCE_SECRET", "env-woo"),
+    ]);
+    let config = Config::load(&sources).unwrap();
+    assert_eq!(config.woocommerce.len(), 1);
 }
 
 #[test]

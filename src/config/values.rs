@@ -318,22 +318,18 @@ pub(super) fn woocommerce_source(text: &str) -> Parsed<String> {
 }
 
 pub(super) fn same_source(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+    source_key(a) == source_key(b)
 }
 
-/// `scheme://user:password@host/...` → `scheme://user:<redacted>@host/...`.
-/// Uses the last `@`, so a password with a stray `@` or `/` is still hidden.
-pub(crate) fn redact_url_password(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return text.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return text.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:{}@{host}", super::error::REDACTED),
-        None => text.to_owned(),
+/// What makes two WooCommerce source URLs the same shop, for the settings and
+/// for a delivery's `X-WC-Webhook-Source` alike: scheme and host in lower
+/// case, the scheme's default port dropped, a trailing `/` ignored.
+pub fn source_key(text: &str) -> String {
+    let text = text.trim();
+    match Url::parse(text) {
+        // The parser lowercases scheme and host and drops a default port.
+        Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
+        Err(_) => text.trim_end_matches('/').to_ascii_lowercase(),
     }
 }
 
@@ -581,20 +577,24 @@ mod tests {
             "https://a.example.com",
             "https://b.example.com"
         ));
-    }
-
-    #[test]
-    fn url_passwords_are_hidden() {
-        assert_eq!(
-            redact_url_password("mysql://u:hunter2@h/d"),
-            "mysql://u:<redacted>@h/d"
-        );
-        assert_eq!(
-            redact_url_password("mysql://u:a@b/c@h/d"),
-            "mysql://u:<redacted>@h/d"
-        );
-        assert_eq!(redact_url_password("postgres://u@h/d"), "postgres://u@h/d");
-        assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
-        assert_eq!(redact_url_password("not a url"), "not a url");
+        for same in [
+            "https://shop.example.com:443/",
+            "HTTPS://SHOP.example.com",
+            " https://shop.example.com/ ",
+        ] {
+            assert!(same_source(same, "https://shop.example.com/"), "{same}");
+        }
+        assert!(!same_source(
+            "https://shop.example.com:8080/",
+            "https://shop.example.com/"
+        ));
+        assert!(!same_source(
+            "http://shop.example.com/",
+            "https://shop.example.com/"
+        ));
+        assert!(!same_source(
+            "https://shop.example.com/Store/",
+            "https://shop.example.com/store/"
+        ));
     }
 }

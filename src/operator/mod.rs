@@ -4,11 +4,14 @@
 pub mod healthcheck;
 pub mod render;
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::domain::LearnerEmail;
+use crate::redact::Redactor;
 use crate::shops::{self, Received};
 use crate::store::{IntakePolicy, OrderDetail, RequestRecord, Store, StoreError, Verdict};
 
@@ -44,14 +47,32 @@ impl From<StoreError> for OperatorError {
 }
 
 /// An order, named by the shop's order number or id (`shop` where two
-/// shops share it) or by our own id, with everything stored about it.
+/// shops share it) or by our own id, with everything stored about it as it
+/// may be shown: credential headers and configured secrets hidden.
 pub async fn show_order(
     store: &Store,
+    config: &Config,
     order: &str,
     shop: Option<&str>,
 ) -> Result<OrderDetail, OperatorError> {
     let id = store.find_order(order, shop).await?;
-    Ok(store.order_detail(id).await?)
+    let mut detail = store.order_detail(id).await?;
+    let redactor = Redactor::from_config(config);
+    for request in &mut detail.requests {
+        request.headers = redactor.headers(&request.headers);
+        if let Cow::Owned(clean) = redactor.clean(&String::from_utf8_lossy(&request.body)) {
+            request.body = clean.into_bytes();
+        }
+        if let Some(reason) = &mut request.reason {
+            *reason = redactor.clean(reason).into_owned();
+        }
+    }
+    for item in &mut detail.items {
+        for attempt in &mut item.attempts {
+            attempt.detail = redactor.clean(&attempt.detail).into_owned();
+        }
+    }
+    Ok(detail)
 }
 
 /// Corrects a failed item's learner email; the item is queued again.

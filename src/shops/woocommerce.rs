@@ -3,13 +3,12 @@
 
 use axum::http::HeaderMap;
 use serde_json::Value;
-use url::Url;
 
 use super::{
     bad, check_signature, forbidden, header, id_and_line_items, json_id, line_items, non_empty,
     usable_secret, Envelope, Rejection, Verified,
 };
-use crate::config::WooCommerceShop;
+use crate::config::{source_key, WooCommerceShop};
 use crate::domain::{Delivery, Order};
 
 const SIGNATURE: &str = "x-wc-webhook-signature";
@@ -49,10 +48,10 @@ pub fn verify(
         header(headers, SIGNATURE).ok_or_else(|| bad("missing X-WC-Webhook-Signature header"))?;
     let source =
         header(headers, SOURCE).ok_or_else(|| bad("missing X-WC-Webhook-Source header"))?;
-    let wanted = normalize_source(source);
+    let wanted = source_key(source);
     let shop = shops
         .iter()
-        .find(|s| !wanted.is_empty() && normalize_source(&s.source) == wanted)
+        .find(|s| !wanted.is_empty() && source_key(&s.source) == wanted)
         .ok_or_else(|| forbidden(format!("source {source} is not configured")))?;
     let secret = usable_secret(shop.secret.as_ref()).ok_or_else(|| {
         forbidden(format!(
@@ -76,15 +75,6 @@ pub fn verify(
         webhook_id: None,
         delivery,
     })
-}
-
-/// A source URL compared without its trailing slash, scheme and host in lower case.
-fn normalize_source(source: &str) -> String {
-    let source = source.trim();
-    match Url::parse(source) {
-        Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
-        Err(_) => source.trim_end_matches('/').to_owned(),
-    }
 }
 
 fn parse_order(json: &Value) -> Result<Order, Rejection> {
@@ -460,6 +450,9 @@ mod tests {
             ("https://shop.example.com/", "https://Shop.Example.com"),
             ("https://SHOP.example.com", "https://Shop.Example.com"),
             ("https://example.org/shop/", "https://example.org/shop"),
+            // The settings' definition of the same shop: default port dropped.
+            ("https://shop.example.com:443/", "https://Shop.Example.com"),
+            ("HTTPS://example.org:443/shop", "https://example.org/shop"),
         ] {
             let h = headers(&[(SRC, source), (SIG, &signature)]);
             let verified = verify(&shops(), &h, body, "order.created").unwrap();
@@ -468,6 +461,8 @@ mod tests {
         let h = headers(&[(SRC, "https://example.org/"), (SIG, &signature)]);
         let got = verdict(verify(&shops(), &h, body, "order.created"));
         assert_eq!(got, "403 source https://example.org/ is not configured");
+        let h = headers(&[(SRC, "https://shop.example.com:8443/"), (SIG, &signature)]);
+        assert!(verify(&shops(), &h, body, "order.created").is_err());
     }
 
     #[test]

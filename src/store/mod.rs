@@ -678,18 +678,6 @@ impl Store {
     }
 }
 
-/// A database URL fit to show: without its password.
-pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => url.split('@').next_back().unwrap_or_default().to_owned(),
-    }
-}
-
 /// Milliseconds since the Unix epoch on this machine's clock (the SQLite
 /// database's clock is this machine's).
 pub(crate) fn now_ms() -> i64 {
@@ -697,26 +685,4 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted_url;
-
-    #[test]
-    fn urls_are_shown_without_passwords() {
-        assert_eq!(
-            redacted_url("postgres://edx:s3cret@db.example/edx"),
-            "postgres://edx:***@db.example/edx"
-        );
-        assert_eq!(
-            redacted_url("mysql://root@127.0.0.1:3306/test"),
-            "mysql://root@127.0.0.1:3306/test"
-        );
-        assert_eq!(
-            redacted_url("sqlite://edx-webhooks.sqlite3"),
-            "sqlite://edx-webhooks.sqlite3"
-        );
-        assert!(!redacted_url("postgres://u:s3cret@[broken").contains("s3cret"));
-    }
 }

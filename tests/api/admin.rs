@@ -321,7 +321,11 @@ fn visible_text(html: &str) -> String {
             _ => {}
         }
     }
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    unescaped(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// HTML's character references replaced by the characters.
+fn unescaped(html: &str) -> String {
     [
         ("&#34;", "\""),
         ("&#39;", "'"),
@@ -334,7 +338,7 @@ fn visible_text(html: &str) -> String {
         ("&amp;", "&"),
     ]
     .iter()
-    .fold(text, |text, (entity, c)| text.replace(entity, c))
+    .fold(html.to_owned(), |text, (entity, c)| text.replace(entity, c))
 }
 
 /// A Shopify delivery with extra headers, as a proxy or a shop might add.
@@ -382,6 +386,20 @@ on_each_database! {
             assert!(!page.body.contains(hidden), "{hidden} shown");
         }
         assert!(page.body.contains("&#60;b&#62;bold") || page.body.contains("&lt;b&gt;bold"), "escaped");
+    }
+
+    async fn an_order_page_shows_the_body_byte_for_byte_beside_its_pretty_print(db: Db) {
+        let app = app_with_admin(db).await;
+        let raw = crate::helpers::unsorted_shopify_body(7102);
+        let token = ("X-Shopify-Access-Token", "shpat_token_s3cret");
+        assert_eq!(app.shopify_raw(raw.as_bytes(), &[token]).await.status(), 200);
+        app.wait_for_order("7102", SHOP, "enrolled").await;
+        let (mut browser, _) = Browser::logged_in(&app).await;
+        let page = browser.get(&format!("/admin/orders/{}", order_id(&app, "7102").await)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(unescaped(&page.body).contains(&raw), "the raw body in {}", page.body);
+        assert!(visible_text(&page.body).contains("\"zeta\": \"last first\""), "pretty-printed too");
+        assert!(!page.body.contains(token.1), "the token shown");
     }
 
     async fn orders_are_found_by_number_email_and_course_and_filtered(db: Db) {

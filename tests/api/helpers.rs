@@ -199,6 +199,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A Shopify `orders/create` delivery of exactly `raw`, signed, with
+    /// `extra` headers (as a proxy might add).
+    pub async fn shopify_raw(&self, raw: &[u8], extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/webhooks/shopify"))
+            .header("Content-Type", "application/json")
+            .header("X-Shopify-Topic", "orders/create")
+            .header("X-Shopify-Shop-Domain", SHOP)
+            .header("X-Shopify-Hmac-Sha256", sign(SHOPIFY_KEY, raw));
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        request.body(raw.to_vec()).send().await.unwrap()
+    }
+
     /// A signed WooCommerce delivery to `/webhooks/woocommerce`.
     pub async fn woocommerce(&self, topic: &str, body: &Value) -> reqwest::Response {
         let raw = serde_json::to_vec(body).unwrap();
@@ -246,7 +262,15 @@ impl TestApp {
     }
 }
 
-/// Polls `condition` until it holds or `deadline` passes; true when it held.
+/// A Shopify order body as a shop might write it: keys not sorted, odd
+/// spacing, so that any re-serialisation shows.
+pub fn unsorted_shopify_body(id: u64) -> String {
+    format!(
+        r#"{{"zeta": "last first",  "id":{id},"financial_status":"paid","email":"buyer@example.com",
+ "line_items":[{{"sku":"{COURSE_A}","id":1,"quantity":1,"properties":[{{"value":"ann@example.org","name":"email"}}]}}]}}"#
+    )
+}
+
 /// Waits until the clock has moved `ms` milliseconds past now, so that what
 /// was written so far is that much in the past (the store keeps milliseconds).
 pub async fn clock_moves_on(ms: u64) {
@@ -258,6 +282,7 @@ pub async fn clock_moves_on(ms: u64) {
     assert!(moved, "the clock stood still");
 }
 
+/// Polls `condition` until it holds or `deadline` passes; true when it held.
 pub async fn wait_until<F, Fut>(deadline: Duration, mut condition: F) -> bool
 where
     F: FnMut() -> Fut,

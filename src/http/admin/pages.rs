@@ -9,9 +9,10 @@ use serde::Deserialize;
 
 use super::error::PageError;
 use super::extract::Operator;
-use super::view::{self, Redactor};
+use super::view;
 use super::{AdminState, Nav};
 use crate::domain::{EnrollmentState, OrderState};
+use crate::redact::Redactor;
 use crate::store::{OrderQuery, OrderSummary, RequestView, StoredRequest};
 
 /// Orders per page of the list.
@@ -412,7 +413,10 @@ pub struct RequestBlock {
     pub size: String,
     pub truncated: bool,
     pub headers: Vec<(String, String)>,
+    /// The body as received, byte for byte (configured secrets replaced).
     pub body: String,
+    /// A JSON body pretty-printed, beside the raw one.
+    pub pretty: Option<String>,
 }
 
 impl RequestBlock {
@@ -435,7 +439,8 @@ impl RequestBlock {
             size: view::size(request.body_size),
             truncated: request.body_truncated,
             headers: redactor.headers(&request.headers),
-            body: redactor.body(&request.body),
+            body: redactor.raw_body(&request.body),
+            pretty: redactor.pretty_body(&request.body),
         }
     }
 }
@@ -530,7 +535,7 @@ pub async fn order_page(
                         status: a.http_status.map_or_else(|| "—".into(), |s| s.to_string()),
                         outcome: view::label(&a.outcome),
                         duration: format!("{} ms", a.duration_ms),
-                        answer: redactor.body(a.detail.as_bytes()),
+                        answer: redactor.readable(a.detail.as_bytes()),
                         counted: a.counted,
                     })
                     .collect(),

@@ -1,10 +1,8 @@
 //! How stored values read on a page: times, states, order numbers, webhook
-//! headers and bodies, with every configured secret kept out.
+//! (headers and bodies go through `crate::redact`).
 
-use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::config::Config;
 pub(crate) use crate::store::now_ms;
 
 /// `2026-11-28 10:00:03 UTC`
@@ -71,74 +69,9 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// Headers whose value is a credential: shown as hidden, whoever sent them.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
-
-/// Replaces every configured secret in what a page shows. Webhook bodies,
-/// headers and LMS answers should never contain one; if one ever does, it
-/// still does not reach the screen.
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    pub fn from_config(config: &Config) -> Redactor {
-        let mut secrets: Vec<String> = config
-            .shopify
-            .iter()
-            .filter_map(|shop| shop.api_key.as_ref())
-            .chain(config.woocommerce.iter().filter_map(|s| s.secret.as_ref()))
-            .chain(config.lms.client_secret.as_ref())
-            .chain(config.admin_password.as_ref())
-            .chain(config.admin_password_hash.as_ref())
-            .map(|secret| secret.expose().to_owned())
-            .filter(|secret| !secret.is_empty())
-            .collect();
-        // Longest first, so a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor { secrets }
-    }
-
-    pub fn clean<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let mut text = Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if text.contains(secret.as_str()) {
-                text = Cow::Owned(text.replace(secret.as_str(), "[secret hidden]"));
-            }
-        }
-        text
-    }
-
-    /// Headers as received, credentials hidden.
-    pub fn headers(&self, headers: &[(String, String)]) -> Vec<(String, String)> {
-        headers
-            .iter()
-            .map(|(name, value)| {
-                let value = if CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                    "[hidden]".to_owned()
-                } else {
-                    self.clean(value).into_owned()
-                };
-                (name.clone(), value)
-            })
-            .collect()
-    }
-
-    /// A body for reading: JSON pretty-printed, anything else as text.
-    pub fn body(&self, bytes: &[u8]) -> String {
-        let text = match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Ok(json) => serde_json::to_string_pretty(&json)
-                .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned()),
-            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-        };
-        self.clean(&text).into_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Secret, WooCommerceShop};
 
     #[test]
     fn times_read_in_utc() {
@@ -165,29 +98,5 @@ mod tests {
         assert_eq!(order_number("727"), "#727");
         assert_eq!(size(512), "512 B");
         assert_eq!(size(1536), "1.5 KiB");
-    }
-
-    #[test]
-    fn secrets_and_credentials_never_show() {
-        let mut config = Config::defaults();
-        config.woocommerce = vec![WooCommerceShop {
-            source: "https://shop.example.com/".into(),
-            secret: Some(Secret::new("woo-s3cret")),
-        }];
-        config.lms.client_secret = Some(Secret::new("lms-s3cret"));
-        let redactor = Redactor::from_config(&config);
-        let body = redactor.body(br#"{"note":"key woo-s3cret and lms-s3cret","id":1}"#);
-        assert!(!body.contains("s3cret"), "{body}");
-        assert!(body.contains("\n"), "pretty-printed: {body}");
-        let headers = redactor.headers(&[
-            ("Authorization".into(), "Basic dXNlcjpwYXNz".into()),
-            (
-                "x-wc-webhook-source".into(),
-                "https://shop.example.com/".into(),
-            ),
-        ]);
-        assert_eq!(headers[0].1, "[hidden]");
-        assert_eq!(headers[1].1, "https://shop.example.com/");
-        assert_eq!(redactor.body(b"not json"), "not json");
     }
 }

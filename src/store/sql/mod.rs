@@ -80,9 +80,9 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(url)
-            .ok_or_else(|| StoreError::UnsupportedUrl(super::redacted_url(url)))?;
+            .ok_or_else(|| StoreError::UnsupportedUrl(crate::redact::url_password(url)))?;
         let opened = |source| StoreError::Connect {
-            database: super::redacted_url(url),
+            database: crate::redact::url_password(url),
             source,
         };
         match dialect {
