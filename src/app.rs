@@ -121,6 +121,9 @@ impl App {
             tokio::spawn(give_back_memory(stop.clone()));
             tokio::spawn(serve(listener, routes, self.config.http, stop.clone()))
         });
+        for warning in self.config.warnings() {
+            warn!(subject = %warning.subject, "{}", warning.problem);
+        }
         match address {
             Some(address) => info!(%address, workers = workers.len(), "edx-webhooks running"),
             None => info!(workers = workers.len(), "edx-webhooks workers running"),

@@ -3,11 +3,11 @@
 
 use std::fmt;
 
-use crate::config::{Config, Secret};
+use crate::config::warnings::{NO_SHOP, OAUTH2_CLIENT};
+use crate::config::{shopify_subject, woocommerce_subject, Config, Warning};
 use crate::domain::CourseKey;
 use crate::lms::{parse_time_ms, LmsClient, Probe, ProbeOutcome};
 use crate::redact::url_password;
-use crate::shops::usable_secret;
 use crate::store::{Dialect, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +80,10 @@ impl fmt::Display for Report {
     }
 }
 
-/// Looks at the shops' settings, the database and the LMS.
-pub async fn run(config: &Config) -> Report {
-    let mut findings = shops(config);
+/// Looks at the settings (`extra`: what loading them found, such as an
+/// unknown name), the database and the LMS.
+pub async fn run(config: &Config, extra: &[Warning]) -> Report {
+    let mut findings = settings(config, extra);
     // Side by side: an unreachable server costs its timeout once, not twice.
     let (database, lms) = tokio::join!(database(config), lms(config));
     findings.push(database);
@@ -90,52 +91,44 @@ pub async fn run(config: &Config) -> Report {
     Report { findings }
 }
 
-/// The judgement's own test: a blank secret is no secret.
-fn has_secret(secret: &Option<Secret>) -> bool {
-    usable_secret(secret.as_ref()).is_some()
-}
-
-/// Every configured shop has its secret (a shop without one is off).
-fn shops(config: &Config) -> Vec<Finding> {
+/// Every configured shop has its secret (a shop without one is off), judged
+/// as the settings' warnings judge it; then the other warnings, but for the
+/// OAuth2 client's, which the LMS probes name.
+fn settings(config: &Config, extra: &[Warning]) -> Vec<Finding> {
+    let warnings = config.warnings();
+    let problem = |subject: &str| warnings.iter().find(|w| w.subject == subject);
     let mut findings = Vec::new();
-    if config.shopify.is_empty() && config.woocommerce.is_empty() {
-        findings.push(Finding::new(
-            "shops",
-            Status::Problem,
-            "no shop is configured, so every delivery is refused (403): set \
-             EDX_WEBHOOKS_SHOPIFY_SHOP_DOMAIN and EDX_WEBHOOKS_SHOPIFY_API_KEY, or \
-             EDX_WEBHOOKS_WOOCOMMERCE_SOURCE and EDX_WEBHOOKS_WOOCOMMERCE_SECRET \
-             (or [[shopify]] / [[woocommerce]] entries in the config file)",
-        ));
+    if let Some(w) = problem(NO_SHOP) {
+        findings.push(Finding::new(&w.subject, Status::Problem, &w.problem));
     }
-    for shop in &config.shopify {
-        let subject = format!("Shopify shop {}", shop.domain);
-        findings.push(if has_secret(&shop.api_key) {
-            Finding::new(subject, Status::Ok, "signing key set")
-        } else {
-            Finding::new(
-                subject,
-                Status::Problem,
-                "no signing key, so the shop is off: its deliveries are refused (403). Set \
-                 EDX_WEBHOOKS_SHOPIFY_API_KEY (or api_key in its [[shopify]] entry of the config \
-                 file) to the key shown under the shop's webhooks",
-            )
+    let shops = config
+        .shopify
+        .iter()
+        .map(|s| (shopify_subject(&s.domain), "signing key set"))
+        .chain(
+            config
+                .woocommerce
+                .iter()
+                .map(|s| (woocommerce_subject(&s.source), "secret set")),
+        );
+    for (subject, fine) in shops {
+        findings.push(match problem(&subject) {
+            Some(w) => Finding::new(subject, Status::Problem, &w.problem),
+            None => Finding::new(subject, Status::Ok, fine),
         });
     }
-    for shop in &config.woocommerce {
-        let subject = format!("WooCommerce shop {}", shop.source);
-        findings.push(if has_secret(&shop.secret) {
-            Finding::new(subject, Status::Ok, "secret set")
-        } else {
-            Finding::new(
-                subject,
-                Status::Problem,
-                "no secret, so the shop is off: its deliveries are refused (403). Set \
-                 EDX_WEBHOOKS_WOOCOMMERCE_SECRET (or secret in its [[woocommerce]] entry of the \
-                 config file) to the secret of the shop's webhooks",
-            )
-        });
-    }
+    let covered = |w: &&Warning| {
+        w.subject == NO_SHOP
+            || w.subject == OAUTH2_CLIENT
+            || findings.iter().any(|f| f.subject == w.subject)
+    };
+    let others: Vec<Finding> = warnings
+        .iter()
+        .filter(|w| !covered(w))
+        .chain(extra)
+        .map(|w| Finding::new(&w.subject, Status::Problem, &w.problem))
+        .collect();
+    findings.extend(others);
     findings
 }
 
@@ -154,11 +147,13 @@ async fn database(config: &Config) -> Finding {
     match reached {
         Ok(()) => Finding::new(subject, Status::Ok, "reachable, schema up to date"),
         // The subject names the database already.
-        Err(StoreError::Connect { source, .. }) => Finding::new(
-            subject,
-            Status::Problem,
-            format!("cannot open it ({source}): {fix}"),
-        ),
+        Err(StoreError::Connect { source, .. } | StoreError::SqliteFile { source, .. }) => {
+            Finding::new(
+                subject,
+                Status::Problem,
+                format!("cannot open it ({source}): {fix}"),
+            )
+        }
         Err(e) => Finding::new(subject, Status::Problem, format!("{e}: {fix}")),
     }
 }
@@ -264,7 +259,7 @@ async fn course_modes(config: &Config, client: &LmsClient, token: bool) -> Vec<F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ShopifyShop, WooCommerceShop};
+    use crate::config::{Secret, ShopifyShop, WooCommerceShop};
 
     #[test]
     fn a_shop_without_a_secret_is_named_as_a_problem() {
@@ -284,7 +279,7 @@ mod tests {
             // Blank is no secret: the judgement refuses this shop, so must check.
             secret: Some(Secret::new("  ")),
         }];
-        let findings = shops(&config);
+        let findings = settings(&config, &[]);
         let status: Vec<(&str, Status)> = findings
             .iter()
             .map(|f| (f.subject.as_str(), f.status))
@@ -308,7 +303,7 @@ mod tests {
 
     #[test]
     fn no_shop_at_all_is_a_problem() {
-        let findings = shops(&Config::defaults());
+        let findings = settings(&Config::defaults(), &[]);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].status, Status::Problem);
     }

@@ -18,11 +18,13 @@ mod sources;
 #[cfg(test)]
 mod tests;
 mod values;
+pub mod warnings;
 
 pub use catalog::{known_settings, SettingNames};
 pub use error::ConfigError;
 pub use sources::Sources;
 pub use values::source_key;
+pub use warnings::{shopify_subject, woocommerce_subject, Warning};
 
 /// A value that must never appear in logs, errors or pages.
 #[derive(Clone, PartialEq, Eq)]
@@ -40,6 +42,12 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// A configured secret, unless it is missing or blank: a shop with such a
+/// secret is off, and an OAuth2 client with one cannot log in.
+pub fn usable_secret(secret: Option<&Secret>) -> Option<&str> {
+    secret.map(Secret::expose).filter(|k| !k.trim().is_empty())
 }
 
 impl fmt::Debug for Secret {

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use edx_webhooks::app::{App, RunMode};
-use edx_webhooks::config::{known_settings, Config, LogFormat, Sources};
+use edx_webhooks::app::{App, AppError, RunMode};
+use edx_webhooks::config::{known_settings, Config, LogFormat, Sources, Warning};
 use edx_webhooks::domain::OrderState;
 use edx_webhooks::operator::healthcheck::{healthz_url, probe};
 use edx_webhooks::operator::{self, render, OperatorError};
-use edx_webhooks::store::{OrderQuery, Store};
+use edx_webhooks::store::{OrderQuery, Store, StoreError};
 
 #[derive(Parser)]
 #[command(
@@ -196,8 +196,8 @@ async fn main() -> ExitCode {
         overrides.insert("EDX_WEBHOOKS_LISTEN".to_owned(), listen.clone());
     }
     sources.overrides = overrides;
-    let config = match Config::load(&sources) {
-        Ok(config) => config,
+    let (config, unknown) = match Config::load_reporting(&sources) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("edx-webhooks: configuration error: {e}");
             // Docker reserves a health probe's exit code 2.
@@ -213,16 +213,51 @@ async fn main() -> ExitCode {
         return healthcheck(&healthz_url(config.listen), timeout).await;
     }
     init_logging(&config);
-    match run(cli.command, config).await {
+    for warning in &unknown {
+        tracing::warn!(subject = %warning.subject, "{}", warning.problem);
+    }
+    match run(cli.command, config, &unknown).await {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("edx-webhooks: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.chain().find_map(store_error) {
+            // The file named by the setting cannot be made: the setting is wrong.
+            Some(StoreError::SqliteFile { .. }) => {
+                eprintln!(
+                    "edx-webhooks: configuration error: EDX_WEBHOOKS_DATABASE_URL: {}",
+                    error_text(&e)
+                );
+                ExitCode::from(2)
+            }
+            _ => {
+                eprintln!("edx-webhooks: {}", error_text(&e));
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+/// The store's error in a chain, also where `AppError` passes it on transparently.
+fn store_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e StoreError> {
+    match error.downcast_ref::<AppError>() {
+        Some(AppError::Store(e)) => Some(e),
+        _ => error.downcast_ref::<StoreError>(),
+    }
+}
+
+/// An error and its causes, each said once: most of our messages already
+/// quote their cause, and some of sqlx's repeat their own.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+async fn run(command: Command, config: Config, unknown: &[Warning]) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { no_worker, .. } => {
             serve(
@@ -252,7 +287,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {
-            let report = edx_webhooks::check::run(&config).await;
+            let report = edx_webhooks::check::run(&config, unknown).await;
             print!("{report}");
             Ok(if report.passed() {
                 ExitCode::SUCCESS

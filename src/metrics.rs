@@ -114,6 +114,7 @@ struct Series {
     enrollments: Family<StateLabels, Gauge>,
     oldest_pending_seconds: Gauge<f64, AtomicU64>,
     lms_misconfigured: Gauge,
+    settings_warnings: Gauge,
 }
 
 /// What the database says at scrape time.
@@ -123,6 +124,8 @@ pub struct StoreFigures {
     /// How long the longest-waiting due enrollment has been due.
     pub oldest_pending: Duration,
     pub lms_misconfigured: bool,
+    /// Problems the settings show (see `/status`), read from this process's settings.
+    pub settings_warnings: i64,
 }
 
 /// The metrics of one service instance. Cheap to clone.
@@ -181,6 +184,12 @@ impl Metrics {
             "1 while work is paused because the LMS is misconfigured (see /readyz), else 0",
             lms_misconfigured.clone(),
         );
+        let settings_warnings = Gauge::default();
+        registry.register(
+            "settings_warnings",
+            "Problems this process's settings show, e.g. a shop without a secret (see /status)",
+            settings_warnings.clone(),
+        );
         Metrics(Arc::new(Series {
             registry,
             requests,
@@ -190,6 +199,7 @@ impl Metrics {
             enrollments,
             oldest_pending_seconds,
             lms_misconfigured,
+            settings_warnings,
         }))
     }
 
@@ -243,6 +253,7 @@ impl Metrics {
         series
             .lms_misconfigured
             .set(i64::from(figures.lms_misconfigured));
+        series.settings_warnings.set(figures.settings_warnings);
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &series.registry)
             .expect("writing to a String cannot fail");
@@ -273,6 +284,7 @@ mod tests {
             enrollments: vec![(EnrollmentState::Enrolled, 2)],
             oldest_pending: Duration::from_secs(90),
             lms_misconfigured: true,
+            settings_warnings: 2,
         });
         for line in [
             r#"edx_webhooks_requests_total{platform="shopify",verdict="accepted"} 1"#,
@@ -285,6 +297,7 @@ mod tests {
             r#"edx_webhooks_enrollments{state="pending"} 0"#,
             "edx_webhooks_oldest_pending_seconds 90",
             "edx_webhooks_lms_misconfigured 1",
+            "edx_webhooks_settings_warnings 2",
         ] {
             assert!(
                 text.lines().any(|l| l.starts_with(line)),

@@ -350,7 +350,7 @@ impl Order {
     fn new(n: usize, run: &str) -> Order {
         let course = format!("course-v1:Bench+C{}+2026", n % 10);
         let email = format!("learner-{run}-{n}@example.org");
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let body = serde_json::to_vec(&json!({
                 "id": 5_000_000_000u64 + n as u64, "name": format!("#{n}"), "email": "buyer@example.org",
                 "financial_status": "paid", "customer": null,

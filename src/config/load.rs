@@ -5,17 +5,29 @@ use super::error::shown;
 use super::settings::*;
 use super::sources::{Layers, Sources};
 use super::values::{self, DatabaseParts, Parsed};
-use super::{Config, ConfigError, Secret, ShopifyShop, WooCommerceShop};
+use super::{Config, ConfigError, Secret, ShopifyShop, Warning, WooCommerceShop};
 use crate::domain::{CourseKey, Product};
 
 impl Config {
     /// Defaults < config file < `.env` < environment < command line.
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        Config::load_reporting(sources).map(|(config, _)| config)
+    }
+
+    /// The settings, and the names in `.env` or the environment that look
+    /// like ours but are no setting (most likely typos), each with the
+    /// closest known name.
+    pub fn load_reporting(sources: &Sources) -> Result<(Config, Vec<Warning>), ConfigError> {
         let layers = Layers::read(sources)?;
+        let config = Config::from_layers(&layers)?;
+        Ok((config, layers.unknown_names()))
+    }
+
+    fn from_layers(layers: &Layers) -> Result<Config, ConfigError> {
         let mut config = Config::defaults();
 
         layers.apply(&LISTEN, values::listen, &mut config.listen)?;
-        if let Some(url) = database_url(&layers)? {
+        if let Some(url) = database_url(layers)? {
             config.database_url = url;
         }
 
@@ -46,11 +58,11 @@ impl Config {
             &mut lms.batch_size,
         )?;
 
-        config.shopify = shops(&layers, &SHOPIFY)?
+        config.shopify = shops(layers, &SHOPIFY)?
             .into_iter()
             .map(|(domain, api_key)| ShopifyShop { domain, api_key })
             .collect();
-        config.woocommerce = shops(&layers, &WOOCOMMERCE)?
+        config.woocommerce = shops(layers, &WOOCOMMERCE)?
             .into_iter()
             .map(|(source, secret)| WooCommerceShop { source, secret })
             .collect();

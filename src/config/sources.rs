@@ -1,14 +1,21 @@
 //! Where settings come from, and which layer's value wins: defaults < config
 //! file < `.env` < environment < command line. An empty value is not set.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::error::shown;
 use super::file::{self, FileLayer};
 use super::settings::{Setting, CONFIG_FILE};
 use super::values::Parsed;
-use super::ConfigError;
+use super::{ConfigError, Warning};
+
+/// The prefixes of names that are ours (or the Django app's): any other such
+/// name in `.env` or the environment is most likely a typo.
+const OUR_PREFIXES: &[&str] = &["EDX_WEBHOOKS_", "DJANGO_WEBHOOK_RECEIVER_"];
+/// Names of ours that are not settings of the service: the test suite's.
+const NOT_SETTINGS: &[&str] = &["EDX_WEBHOOKS_TEST_", "EDX_WEBHOOKS_UPDATE_SCREENSHOTS"];
 
 /// Where settings come from. `env` is the process environment (tests pass a map).
 /// Not `Debug`: the maps hold secrets.
@@ -106,6 +113,8 @@ pub(super) struct Layers {
     file: Option<FileLayer>,
     /// `.env`, environment, command line: weakest first.
     env_layers: Vec<EnvLayer>,
+    /// Every name a setting was looked up by: what the loader knows.
+    asked: RefCell<HashSet<&'static str>>,
 }
 
 impl Layers {
@@ -130,6 +139,7 @@ impl Layers {
         let mut layers = Layers {
             file: None,
             env_layers,
+            asked: RefCell::new(HashSet::from([CONFIG_FILE.env])),
         };
         let path = match &sources.file {
             Some(path) => Some(path.clone()),
@@ -145,6 +155,7 @@ impl Layers {
     /// one layer our name wins over the aliases, in their order.
     pub fn get(&self, setting: &Setting) -> Option<Raw> {
         let names = || std::iter::once(setting.env).chain(setting.aliases.iter().copied());
+        self.asked.borrow_mut().extend(names());
         for layer in self.env_layers.iter().rev() {
             if let Some((name, value)) = names().find_map(|name| Some((name, layer.get(name)?))) {
                 return Some(Raw {
@@ -179,6 +190,58 @@ impl Layers {
     pub fn file(&self) -> Option<&FileLayer> {
         self.file.as_ref()
     }
+
+    /// Names of ours in `.env` or the environment that no setting was looked
+    /// up by, after loading: each with the closest known name. (The config
+    /// file refuses unknown keys; flags are checked by the parser.)
+    pub fn unknown_names(&self) -> Vec<Warning> {
+        let asked = self.asked.borrow();
+        let mut found: Vec<Warning> = Vec::new();
+        for layer in &self.env_layers {
+            if matches!(layer.origin, Origin::CommandLine) {
+                continue;
+            }
+            let mut names: Vec<&String> = layer
+                .vars
+                .keys()
+                .filter(|name| OUR_PREFIXES.iter().any(|p| name.starts_with(p)))
+                .filter(|name| !NOT_SETTINGS.iter().any(|p| name.starts_with(p)))
+                .filter(|name| !asked.contains(name.as_str()))
+                .collect();
+            names.sort();
+            for name in names {
+                let closest = asked
+                    .iter()
+                    .min_by_key(|known| (edit_distance(name, known), **known))
+                    .copied()
+                    .unwrap_or(CONFIG_FILE.env);
+                found.push(Warning {
+                    subject: format!("setting {name}"),
+                    problem: format!(
+                        "{} is not a known setting and is ignored; did you mean {closest}?",
+                        layer.origin.describe(name)
+                    ),
+                });
+            }
+        }
+        found
+    }
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// `None` when there is no such file; the process environment stays untouched.
@@ -248,6 +311,7 @@ mod tests {
         };
         Layers {
             file: None,
+            asked: RefCell::default(),
             env_layers: vec![
                 EnvLayer {
                     origin: Origin::DotEnv(".env".into()),
@@ -315,6 +379,16 @@ mod tests {
         assert!(layers(&[], &[("EDX_WEBHOOKS_LISTEN", "")], &[])
             .get(&LISTEN)
             .is_none());
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            edit_distance("EDX_WEBHOOKS_MAX_ATEMPTS", "EDX_WEBHOOKS_MAX_ATTEMPTS"),
+            1
+        );
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub(super) fn lms_base_url(text: &str) -> Parsed<Url> {
     const EXPECTED: &str =
         "expected the LMS's http:// or https:// URL, e.g. https://lms.example.com";
     let mut url = Url::parse(text).map_err(|_| EXPECTED.to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().map_or(true, str::is_empty) {
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(EXPECTED.into());
     }
     if url.query().is_some() || url.fragment().is_some() {
@@ -134,7 +134,7 @@ pub(super) fn database_url(text: &str) -> Parsed<String> {
     };
     let url = format!("{scheme}://{rest}");
     let parsed = Url::parse(&url).map_err(|e| format!("not a valid URL ({e})"))?;
-    if parsed.host_str().map_or(true, str::is_empty) {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!(
             "needs a host: {scheme}://USER:PASSWORD@HOST:PORT/DATABASE"
         ));
@@ -268,6 +268,20 @@ pub(super) fn log_filter(text: &str) -> Parsed<String> {
         "error" | "critical" | "fatal" => "error",
         "off" => "off",
         _ => {
+            // A bare word is a target with every level: `verbose` would log
+            // nothing at all. Only our own crate makes sense written so.
+            let levels = ["trace", "debug", "info", "warn", "error", "off"];
+            let bare = text.split(',').map(str::trim).find(|d| {
+                !d.is_empty()
+                    && !d.contains('=')
+                    && !levels.contains(&d.to_ascii_lowercase().as_str())
+                    && !d.starts_with("edx_webhooks")
+            });
+            if let Some(word) = bare {
+                return Err(format!(
+                    "`{word}` is neither a level (trace, debug, info, warn, error, off) nor a                      target=level directive (e.g. info,edx_webhooks=debug): it would turn                      logging off"
+                ));
+            }
             tracing_subscriber::EnvFilter::try_new(text).map_err(|e| {
                 format!("expected a level (debug, info, warn, error) or a RUST_LOG filter ({e})")
             })?;
@@ -311,7 +325,7 @@ pub(super) fn shop_domain(text: &str) -> Parsed<String> {
 pub(super) fn woocommerce_source(text: &str) -> Parsed<String> {
     const EXPECTED: &str = "expected the shop's URL, e.g. https://shop.example.com/";
     let url = Url::parse(text).map_err(|_| EXPECTED.to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().map_or(true, str::is_empty) {
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(EXPECTED.into());
     }
     Ok(text.to_owned())
@@ -553,6 +567,13 @@ mod tests {
             "edx_webhooks=debug,sqlx=warn"
         );
         assert!(log_filter("edx_webhooks=loud").is_err());
+        // A bare word is a target: it would log nothing.
+        assert!(log_filter("verbose").unwrap_err().contains("`verbose`"));
+        assert!(log_filter("info,verbose").is_err());
+        assert_eq!(
+            log_filter("info,edx_webhooks").unwrap(),
+            "info,edx_webhooks"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::metrics::{StoreFigures, CONTENT_TYPE};
 use crate::store::{Store, StoreError};
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    match figures(&state.store).await {
+    match figures(&state.store, state.config.warnings().len()).await {
         Ok(figures) => (
             [(header::CONTENT_TYPE, CONTENT_TYPE)],
             state.metrics.encode(&figures),
@@ -28,8 +28,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn figures(store: &Store) -> Result<StoreFigures, StoreError> {
+async fn figures(store: &Store, settings_warnings: usize) -> Result<StoreFigures, StoreError> {
     Ok(StoreFigures {
+        settings_warnings: settings_warnings as i64,
         enrollments: store.count_enrollments().await?,
         oldest_pending: store.oldest_due_pending().await?,
         lms_misconfigured: store.lms_status().await?.misconfigured.is_some(),

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Router};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -58,6 +58,7 @@ fn routes(state: AppState, webhooks: bool) -> Router {
     let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/status", get(health::status))
         .route("/metrics", get(metrics::metrics));
     if webhooks {
         let admin = admin::router(&state).unwrap_or_default();
@@ -73,7 +74,12 @@ fn routes(state: AppState, webhooks: bool) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        // A 503 is an answer we chose and said why (a readiness probe asks
+        // every few seconds): not an ERROR line each time.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .layer(axum::middleware::from_fn(request_span::request_span))
         .with_state(state)
 }

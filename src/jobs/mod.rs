@@ -21,6 +21,38 @@ pub use outcome::{audit_reason, backoff, AccountWait};
 /// The longest an idle worker sleeps before looking again (work may come from
 /// another process, which cannot wake it).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often a lasting LMS misconfiguration is said again in the logs: the
+/// probes that find it unchanged run far more often.
+const MISCONFIGURED_REMINDER: Duration = Duration::from_secs(300);
+
+/// This process's memory of the LMS problem it last logged, shared by its
+/// workers: a problem is logged when it appears or changes, then as a reminder
+/// at most every `MISCONFIGURED_REMINDER`.
+#[derive(Default)]
+struct ProblemLog {
+    last: std::sync::Mutex<Option<(String, Instant)>>,
+}
+
+impl ProblemLog {
+    fn should_log(&self, problem: &str, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let due = match &*last {
+            Some((said, at)) => {
+                said != problem || now.duration_since(*at) >= MISCONFIGURED_REMINDER
+            }
+            None => true,
+        };
+        if due {
+            *last = Some((problem.to_owned(), now));
+        }
+        due
+    }
+
+    fn clear(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 /// A worker waiting less than this (a batch filling up) is not woken by new work.
 const LISTEN_AFTER: Duration = Duration::from_millis(100);
 
@@ -66,8 +98,10 @@ pub fn spawn_workers(
     shutdown: CancellationToken,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    let problems = Arc::new(ProblemLog::default());
     for n in 0..count {
         let worker = Worker {
+            problems: problems.clone(),
             store: store.clone(),
             lms: lms.clone(),
             settings: settings.clone(),
@@ -83,6 +117,7 @@ pub fn spawn_workers(
 }
 
 struct Worker {
+    problems: Arc<ProblemLog>,
     store: Store,
     lms: Arc<LmsClient>,
     settings: JobSettings,
@@ -167,8 +202,18 @@ impl Worker {
                     "the LMS accepts bulk enrollment again; resuming work"
                 );
                 self.store.clear_misconfigured().await?;
+                self.problems.clear();
             }
-            Err(e) => warn!(problem = %e, "the LMS is still misconfigured; enrollments wait"),
+            Err(e) => {
+                let problem = e.to_string();
+                if self.problems.should_log(&problem, Instant::now()) {
+                    warn!(
+                        problem,
+                        "the LMS is still misconfigured; enrollments wait (said again every {} min while it lasts)",
+                        MISCONFIGURED_REMINDER.as_secs() / 60
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -338,5 +383,27 @@ impl Worker {
                 _ = renew.tick() => self.store.renew_claim(&claim.token, self.settings.lease).await?,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lasting_problem_is_logged_once_then_as_a_bounded_reminder() {
+        let log = ProblemLog::default();
+        let start = Instant::now();
+        // A day of probes every 200 ms.
+        let said = (0..432_000u64)
+            .filter(|n| log.should_log("403", start + Duration::from_millis(n * 200)))
+            .count();
+        assert_eq!(said as u64, 24 * 60 / 5, "once every 5 min");
+        // A new problem is said at once; after a recovery the same one is too.
+        let later = start + Duration::from_secs(86_400);
+        assert!(log.should_log("invalid_client", later));
+        assert!(!log.should_log("invalid_client", later));
+        log.clear();
+        assert!(log.should_log("invalid_client", later));
     }
 }

@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::domain::{distinct_line_item_ids, CourseRef, LearnerEmail, LineItem, Platform};
 pub use crate::domain::{Envelope, Judgement, Rejection, Verified};
 
@@ -229,10 +229,7 @@ pub(crate) fn non_empty(value: Option<&Value>) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// A configured secret, unless it is missing or blank: such a shop is off.
-pub(crate) fn usable_secret(secret: Option<&Secret>) -> Option<&str> {
-    secret.map(Secret::expose).filter(|k| !k.trim().is_empty())
-}
+pub(crate) use crate::config::usable_secret;
 
 pub(crate) fn bad(reason: impl Into<String>) -> Rejection {
     Rejection::BadRequest(reason.into())

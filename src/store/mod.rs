@@ -31,6 +31,12 @@ pub enum StoreError {
         database: String,
         source: sqlx::Error,
     },
+    /// An SQLite file that cannot be opened or created: a setting to fix.
+    #[error("cannot open the SQLite database file {}: {source}", .path.display())]
+    SqliteFile {
+        path: std::path::PathBuf,
+        source: sqlx::Error,
+    },
     #[error("database error: {0}")]
     Embedded(#[from] rusqlite::Error),
     #[error("could not store the request: {0}")]

@@ -424,28 +424,33 @@ async fn metrics_count_what_was_received_and_sent_to_the_lms(db: Db) {
     assert_eq!(series(&metrics, "edx_webhooks_lms_misconfigured"), 0.0);
 }
 
-async fn readyz_and_metrics_show_a_misconfigured_lms_until_it_is_fixed(db: Db) {
+async fn readyz_stays_ready_while_the_lms_is_misconfigured_and_status_alerts(db: Db) {
     let app = spawn_app(db).await;
     app.lms.with(|s| s.not_staff = true);
     let order = shopify_order(3100, &[(1, COURSE_A, Some("ann@example.org"))], None, "paid");
     assert_eq!(app.shopify("orders/create", &order).await.status(), 200);
 
+    // /status is for alerting: it turns 503 once the LMS is found misconfigured.
+    let status_url = app.url("/status");
+    let client = &app.client;
+    let alerted = wait_until(Duration::from_secs(10), || async {
+        client.get(&status_url).send().await.unwrap().status() == 503
+    })
+    .await;
+    assert!(alerted, "/status never said the LMS is misconfigured");
+    let body = client.get(&status_url).send().await.unwrap().text().await.unwrap();
+    assert!(body.starts_with("attention needed\nLMS misconfigured: "), "{body}");
+    assert!(body.contains("403") && body.contains("global staff"), "{body}");
+
+    // Readiness is about taking deliveries, which still works: 200, the
+    // problem in the body.
     let readyz = app.url("/readyz");
-    let mut unready = false;
-    let mut body = String::new();
-    for _ in 0..500 {
-        let response = app.client.get(&readyz).send().await.unwrap();
-        unready = response.status() == 503;
-        body = response.text().await.unwrap();
-        if unready {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(unready, "/readyz stayed ready: {body}");
-    assert!(body.starts_with("not ready\nLMS misconfigured: "), "{body}");
-    assert!(body.contains("403"), "{body}");
-    assert!(body.contains("global staff"), "{body}");
+    let response = client.get(&readyz).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.starts_with("ready\nLMS misconfigured: "), "{body}");
+    let another = shopify_order(3101, &[(1, COURSE_A, Some("bob@example.org"))], None, "paid");
+    assert_eq!(app.shopify("orders/create", &another).await.status(), 200);
 
     // Paused work waits: it shows as pending, and as waiting longer and longer.
     let waits = wait_until(Duration::from_secs(10), || async {
@@ -455,7 +460,7 @@ async fn readyz_and_metrics_show_a_misconfigured_lms_until_it_is_fixed(db: Db) {
     assert!(waits, "the paused enrollment does not show as waiting");
     let metrics = scrape(&app).await;
     assert_eq!(series(&metrics, "edx_webhooks_lms_misconfigured"), 1.0);
-    assert_eq!(series(&metrics, r#"edx_webhooks_enrollments{state="pending"}"#), 1.0);
+    assert_eq!(series(&metrics, r#"edx_webhooks_enrollments{state="pending"}"#), 2.0);
     assert!(
         series(&metrics, r#"edx_webhooks_lms_requests_total{call="bulk_enroll",status="403"}"#) >= 1.0,
         "{metrics:#?}"
@@ -463,11 +468,12 @@ async fn readyz_and_metrics_show_a_misconfigured_lms_until_it_is_fixed(db: Db) {
 
     app.lms.with(|s| s.not_staff = false);
     app.wait_for_order("3100", SHOP, "enrolled").await;
-    let ready = wait_until(Duration::from_secs(10), || async {
-        app.client.get(&readyz).send().await.unwrap().status() == 200
+    app.wait_for_order("3101", SHOP, "enrolled").await;
+    let ok = wait_until(Duration::from_secs(10), || async {
+        app.client.get(&status_url).send().await.unwrap().status() == 200
     })
     .await;
-    assert!(ready, "/readyz did not become ready again");
+    assert!(ok, "/status did not return to ok");
     assert_eq!(
         app.client.get(&readyz).send().await.unwrap().text().await.unwrap(),
         "ready\n"
@@ -475,7 +481,8 @@ async fn readyz_and_metrics_show_a_misconfigured_lms_until_it_is_fixed(db: Db) {
     let metrics = scrape(&app).await;
     assert_eq!(series(&metrics, "edx_webhooks_lms_misconfigured"), 0.0);
     assert_eq!(series(&metrics, "edx_webhooks_oldest_pending_seconds"), 0.0);
-    assert_eq!(series(&metrics, r#"edx_webhooks_enrollments{state="enrolled"}"#), 1.0);
+    assert_eq!(series(&metrics, r#"edx_webhooks_enrollments{state="enrolled"}"#), 2.0);
+    assert_eq!(series(&metrics, "edx_webhooks_settings_warnings"), 0.0);
 }
 
 async fn json_log_lines_carry_the_request_and_claim_ids_and_no_secret(db: Db) {

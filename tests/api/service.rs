@@ -158,6 +158,16 @@ impl Service {
         format!("http://{}{}", self.address, path)
     }
 
+    /// The JSON log lines written so far.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.stderr
+            .borrow()
+            .lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Everything the process wrote to stderr so far.
     pub fn stderr_text(&self) -> String {
         self.stderr.borrow().lines.join("\n")

@@ -75,6 +75,8 @@ struct DashboardPage {
     lms_base_url: String,
     lms_problem: Option<String>,
     lms_paused_until: Option<String>,
+    /// Problems the settings show, each with its fix.
+    settings_warnings: Vec<String>,
     enrollments: Vec<Figure>,
     orders: Vec<Figure>,
     failed_orders: i64,
@@ -173,6 +175,12 @@ pub async fn dashboard(
             .map(|p| redactor.clean(p).into_owned()),
         lms_paused_until: (dashboard.lms.paused_until_ms > now)
             .then(|| view::time(dashboard.lms.paused_until_ms)),
+        settings_warnings: state
+            .config
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         enrollments,
         orders,
         failed_orders: count_of(&order_counts, OrderState::Failed.as_str()),

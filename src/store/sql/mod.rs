@@ -88,13 +88,21 @@ impl SqlStore {
         match dialect {
             Dialect::Sqlite => {
                 let url = sqlite_url(url);
-                let writer = sqlite_pool(1).connect(&url).await.map_err(opened)?;
-                let reader = sqlite_pool(4).connect(&url).await.map_err(opened)?;
+                let file = embedded::database_file(&url);
+                let unopened = |source| match &file {
+                    Some(path) => StoreError::SqliteFile {
+                        path: path.clone(),
+                        source,
+                    },
+                    None => opened(source),
+                };
+                let writer = sqlite_pool(1).connect(&url).await.map_err(unopened)?;
+                let reader = sqlite_pool(4).connect(&url).await.map_err(unopened)?;
                 Ok(SqlStore {
                     dialect,
                     writer,
                     reader,
-                    sqlite_file: embedded::database_file(&url).map(Arc::from),
+                    sqlite_file: file.map(Arc::from),
                     write_turns: Some(Default::default()),
                 })
             }
