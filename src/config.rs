@@ -23,7 +23,7 @@ pub mod warnings;
 pub use catalog::{known_settings, SettingNames};
 pub use error::ConfigError;
 pub use sources::Sources;
-pub use values::source_key;
+pub use values::{duration as parse_duration, source_key};
 pub use warnings::{shopify_subject, woocommerce_subject, Warning};
 
 /// A value that must never appear in logs, errors or pages.

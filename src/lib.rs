@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod lms;
 pub mod metrics;
 pub mod operator;
+pub mod password;
 pub mod redact;
 pub mod shops;
 pub mod store;

@@ -79,11 +79,15 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// Print an argon2 hash of the admin password for
+    /// EDX_WEBHOOKS_ADMIN_PASSWORD_HASH (typed without echo; read from
+    /// standard input when it is not a terminal).
+    HashPassword,
     /// Delete finished orders and old requests.
     Prune {
         /// Keep what changed more recently than this (e.g. 30d, 12h).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        older_than: Duration,
+        #[arg(long, value_name = "DURATION", value_parser = age)]
+        older_than: Age,
     },
 }
 
@@ -160,6 +164,20 @@ enum WebhooksCommand {
     },
 }
 
+/// A duration, and how the operator wrote it (echoed back as written).
+#[derive(Clone)]
+struct Age {
+    written: String,
+    duration: Duration,
+}
+
+fn age(value: &str) -> Result<Age, String> {
+    Ok(Age {
+        written: value.trim().to_owned(),
+        duration: edx_webhooks::config::parse_duration(value.trim())?,
+    })
+}
+
 fn order_state(value: &str) -> Result<OrderState, String> {
     value.parse().map_err(|_| {
         let states: Vec<&str> = OrderState::ALL.iter().map(|s| s.as_str()).collect();
@@ -178,6 +196,19 @@ async fn main() -> ExitCode {
             timeout,
         } => return healthcheck(url, *timeout).await,
         _ => {}
+    }
+    if let Command::HashPassword = cli.command {
+        // Needs no settings: it is often run before there are any.
+        return match edx_webhooks::password::read().and_then(|p| edx_webhooks::password::hash(&p)) {
+            Ok(hash) => {
+                println!("{hash}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("edx-webhooks: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     let mut sources = Sources::from_process();
     sources.file = cli.config.clone();
@@ -308,10 +339,11 @@ async fn run(command: Command, config: Config, unknown: &[Warning]) -> anyhow::R
             let url = url.unwrap_or_else(|| healthz_url(config.listen));
             Ok(healthcheck(&url, timeout).await)
         }
+        Command::HashPassword => unreachable!("handled before the settings are read"),
         Command::Prune { older_than } => {
             let store = Store::connect(&config.database_url).await?;
-            let report = store.prune(older_than).await?;
-            print!("{}", render::pruned(&report, older_than));
+            let report = store.prune(older_than.duration).await?;
+            print!("{}", render::pruned(&report, &older_than.written));
             Ok(ExitCode::SUCCESS)
         }
     }

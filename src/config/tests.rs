@@ -824,3 +824,30 @@ fn the_wait_for_accounts_is_a_setting() {
         "{error}"
     );
 }
+
+#[test]
+fn single_quotes_in_dotenv_keep_spaces_and_dollar_signs() {
+    let dir = TempDir::new().unwrap();
+    let dotenv = dir.path().join(".env");
+    std::fs::write(
+        &dotenv,
+        "EDX_WEBHOOKS_ADMIN_PASSWORD='two words $HOME and $x'\n\
+         EDX_WEBHOOKS_OAUTH2_CLIENT_SECRET=\"double quotes expand ${NOT_SET_ANYWHERE}\"\n",
+    )
+    .unwrap();
+    let (config, unknown) = Config::load_reporting(&Sources {
+        dotenv: Some(dotenv),
+        ..Sources::default()
+    })
+    .unwrap();
+    assert_eq!(
+        config.admin_password,
+        Some(Secret::new("two words $HOME and $x"))
+    );
+    // What the README warns about: inside double quotes, `$` substitutes.
+    assert_ne!(
+        config.lms.client_secret.as_ref().map(Secret::expose),
+        Some("double quotes expand ${NOT_SET_ANYWHERE}")
+    );
+    assert!(unknown.is_empty());
+}

@@ -19,7 +19,8 @@ pub(super) fn boolean(text: &str) -> Parsed<bool> {
 }
 
 /// `200ms`, `3m`, `1h`, `30d`; a bare number is refused rather than guessed.
-pub(super) fn duration(text: &str) -> Parsed<Duration> {
+/// A duration as the settings take it (a bare number refused: the unit is written).
+pub fn duration(text: &str) -> Parsed<Duration> {
     if text.chars().any(|c| c.is_ascii_digit())
         && text.chars().all(|c| c.is_ascii_digit() || c == '.')
     {

@@ -247,12 +247,11 @@ pub fn replayed(replayed: &Replayed) -> String {
     out
 }
 
-pub fn pruned(report: &PruneReport, older_than: Duration) -> String {
+/// `older_than` as the operator wrote it.
+pub fn pruned(report: &PruneReport, older_than: &str) -> String {
     format!(
-        "deleted {} finished order(s) and {} request(s) older than {}\n",
-        report.orders,
-        report.requests,
-        humantime::format_duration(older_than)
+        "deleted {} finished order(s) and {} request(s) older than {older_than}\n",
+        report.orders, report.requests,
     )
 }
 

@@ -291,6 +291,35 @@ on_each_database! {
         assert_eq!(browser.get("/admin").await.status, StatusCode::OK);
     }
 
+    async fn the_hash_from_hash_password_logs_in(db: Db) {
+        use tokio::io::AsyncWriteExt;
+        // Spaces and `$` signs, as in a typical passphrase.
+        let password = "correct $horse battery 42";
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = crate::service::command_with(&["hash-password"], dir.path(), &[]);
+        command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{password}\n").as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = tokio::time::timeout(crate::service::START_DEADLINE, child.wait_with_output())
+            .await
+            .expect("the command ends")
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stdout.contains(password) && !stderr.contains(password), "the password printed");
+        let hash = stdout.trim().to_owned();
+        assert!(hash.starts_with("$argon2id$"), "{stdout}");
+
+        let app = spawn_app_with(db, |config| config.admin_password_hash = Some(Secret::new(hash))).await;
+        let mut browser = Browser::new(&app);
+        assert_eq!(browser.log_in("correct").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(browser.log_in(password).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(browser.get("/admin").await.status, StatusCode::OK);
+    }
+
     async fn the_dashboard_counts_enrollments(db: Db) {
         let app = app_with_admin(db).await;
         app.shopify("orders/create", &shopify_order(7001, &[(1, COURSE_A, Some("ann@example.com")), (2, COURSE_B, Some("bob@example.com"))], None, "paid")).await;

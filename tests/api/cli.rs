@@ -231,6 +231,8 @@ async fn prune_deletes_finished_orders_and_keeps_failed_ones(db: Db) {
     let kept = cli(&app, &["prune", "--older-than", "1h"]).await;
     assert_eq!(kept.code, 0, "{}", kept.stderr);
     assert!(kept.stdout.contains("deleted 0 finished order(s) and 0 request(s)"), "{}", kept.stdout);
+    let echoed = cli(&app, &["prune", "--older-than", "90d"]).await;
+    assert_eq!(echoed.stdout, "deleted 0 finished order(s) and 0 request(s) older than 90d\n", "as written");
 
     clock_moves_on(2).await;
     let pruned = cli(&app, &["prune", "--older-than", "1ms"]).await;
@@ -261,6 +263,9 @@ async fn bad_usage_exits_2(db: Db) {
         assert_eq!(ran.code, 2, "{args:?}: {}", ran.stderr);
         assert!(!ran.stderr.is_empty(), "{args:?} says why");
     }
+    // A bare number gets the settings' own message.
+    let bare = cli(&app, &["prune", "--older-than", "90"]).await;
+    assert!(bare.stderr.contains("a duration needs a unit"), "{}", bare.stderr);
 }
 
 async fn orders_list_and_show_name_paid_seats_awaiting_an_account(db: Db) {
