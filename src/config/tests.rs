@@ -851,3 +851,18 @@ fn single_quotes_in_dotenv_keep_spaces_and_dollar_signs() {
     );
     assert!(unknown.is_empty());
 }
+
+#[test]
+fn example_env_holds_the_defaults_and_only_known_names() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example.env");
+    let (config, unknown) = Config::load_reporting(&Sources {
+        dotenv: Some(path),
+        ..Sources::default()
+    })
+    .unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    // RUST_LOG=info is the default level, written out.
+    let mut expected = Config::defaults();
+    expected.log_filter = Some("info".into());
+    assert_eq!(config, expected);
+}

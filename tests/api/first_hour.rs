@@ -234,3 +234,52 @@ async fn an_address_in_use_is_said_once() {
         "{stderr}"
     );
 }
+
+/// The commands in the fenced `sh` blocks of the README's section `title`.
+fn readme_commands(title: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with(title))
+        .unwrap_or_else(|| panic!("no section {title:?} in the README"));
+    let mut commands = Vec::new();
+    let mut in_block = false;
+    for line in section.lines() {
+        match line.trim() {
+            "```sh" => in_block = true,
+            "```" => in_block = false,
+            command if in_block && !command.is_empty() => {
+                // The command, without a trailing comment.
+                commands.push(command.split(" #").next().unwrap().trim().to_owned())
+            }
+            _ => {}
+        }
+    }
+    commands
+}
+
+#[test]
+fn ci_runs_the_readmes_test_command() {
+    let commands = readme_commands("The two commands");
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    let test_command = &commands[1];
+    let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
+    let runs: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(
+        runs.contains(&test_command.as_str()),
+        "CI does not run the README's test command {test_command:?}:\n{ci}"
+    );
+    // And that command runs every suite.
+    let script = test_command.trim_start_matches("./");
+    let text = std::fs::read_to_string(format!("{}/{script}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.trim() == "cargo test -- --include-ignored"),
+        "{script} does not run every suite"
+    );
+}
