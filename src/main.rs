@@ -152,6 +152,9 @@ enum WebhooksCommand {
         /// At most this many requests.
         #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
+        /// Leave out those since taken in by a replay.
+        #[arg(long)]
+        unresolved: bool,
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -445,8 +448,12 @@ async fn webhooks(
     config: &Config,
 ) -> Result<ExitCode, OperatorError> {
     match command {
-        WebhooksCommand::Rejected { limit, json } => {
-            let page = store.rejected_requests(limit, 0).await?;
+        WebhooksCommand::Rejected {
+            limit,
+            unresolved,
+            json,
+        } => {
+            let page = store.rejected_requests(limit, 0, unresolved).await?;
             if json {
                 print_json(&page.requests);
             } else {

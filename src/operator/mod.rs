@@ -85,6 +85,8 @@ pub async fn set_email(store: &Store, item: i64, email: &str) -> Result<(), Oper
 #[derive(Debug, Clone, Serialize)]
 pub struct Replayed {
     pub replayed: i64,
+    /// The request the shop sent, whose replay this is.
+    pub original: i64,
     #[serde(flatten)]
     pub verdict: Verdict,
 }
@@ -98,6 +100,7 @@ pub async fn replay(
     request_id: i64,
 ) -> Result<Replayed, OperatorError> {
     let stored = store.request(request_id).await?;
+    let replays = stored.replays;
     let endpoint = shops::endpoint(&stored.endpoint).ok_or_else(|| {
         OperatorError::Problem(format!(
             "request {request_id} came to {}, which is not a webhook endpoint",
@@ -129,8 +132,12 @@ pub async fn replay(
     let verdict = store
         .record_judgement(&record, &judgement, IntakePolicy::from_config(config))
         .await?;
+    // Every replay names the chain's first request: the one the shop sent.
+    let original = replays.replay_of.unwrap_or(request_id);
+    store.link_replay(verdict.request_id, original).await?;
     Ok(Replayed {
         replayed: request_id,
+        original,
         verdict,
     })
 }

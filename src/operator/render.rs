@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::store::{
-    ItemDetail, OrderDetail, OrderPage, PruneReport, RequestPage, StoredRequest, Verdict,
+    ItemDetail, OrderDetail, OrderPage, PruneReport, Replays, RequestPage, RequestView,
+    StoredRequest, Verdict,
 };
 
 use super::Replayed;
@@ -175,6 +176,7 @@ fn request_text(r: &StoredRequest) -> String {
     if let Some(reason) = &r.reason {
         let _ = writeln!(out, "    reason: {reason}");
     }
+    out.push_str(&replay_lines(&r.replays, r.http_status));
     for (name, value) in &r.headers {
         let _ = writeln!(out, "    {name}: {value}");
     }
@@ -194,6 +196,36 @@ fn request_text(r: &StoredRequest) -> String {
     out
 }
 
+/// How a request is linked to replays, one indented line each.
+fn replay_lines(replays: &Replays, http_status: u16) -> String {
+    let mut out = String::new();
+    if let Some(original) = replays.replay_of {
+        let _ = writeln!(
+            out,
+            "    a replay (webhooks replay) of request {original}, not a new delivery"
+        );
+    }
+    if let Some(latest) = replays.replayed_by {
+        let _ = writeln!(out, "    replayed: latest as request {latest}");
+    }
+    if replays.resolved(http_status) {
+        if let Some(by) = replays.taken_in_by {
+            let _ = writeln!(out, "    resolved: taken in by request {by}");
+        }
+    }
+    out
+}
+
+/// A rejected request's state: taken in since (by which request), replayed
+/// without success, or untouched.
+fn resolution(r: &RequestView) -> String {
+    match (r.replays.taken_in_by, r.replays.replayed_by) {
+        (Some(by), _) if r.replays.resolved(r.http_status) => format!("resolved by {by}"),
+        (_, Some(latest)) => format!("replayed as {latest}, still refused"),
+        _ => String::new(),
+    }
+}
+
 pub fn rejected_requests(page: &RequestPage) -> String {
     if page.requests.is_empty() {
         return "no rejected requests\n".into();
@@ -208,14 +240,18 @@ pub fn rejected_requests(page: &RequestPage) -> String {
                 r.platform.clone(),
                 r.http_status.to_string(),
                 r.shop.clone().unwrap_or_default(),
-                r.source_ip.clone().unwrap_or_default(),
+                match r.replays.replay_of {
+                    Some(original) => format!("replay of {original}"),
+                    None => r.source_ip.clone().unwrap_or_default(),
+                },
+                resolution(r),
                 r.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
     let mut out = table(
         &[
-            "REQUEST", "RECEIVED", "PLATFORM", "STATUS", "SHOP", "FROM", "REASON",
+            "REQUEST", "RECEIVED", "PLATFORM", "STATUS", "SHOP", "FROM", "RESOLVED", "REASON",
         ],
         &rows,
     );
@@ -237,8 +273,8 @@ pub fn replayed(replayed: &Replayed) -> String {
         ..
     } = &replayed.verdict;
     let mut out = format!(
-        "request {} judged again as request {request_id}: {http_status} {status}",
-        replayed.replayed
+        "request {} judged again as request {request_id} (a replay of request {}): {http_status} {status}",
+        replayed.replayed, replayed.original
     );
     if let Some(reason) = reason {
         let _ = write!(out, ": {reason}");

@@ -246,6 +246,27 @@ pub struct RequestView {
     pub body_truncated: bool,
     pub stored_body_len: u64,
     pub source_ip: Option<String>,
+    #[serde(flatten)]
+    pub replays: Replays,
+}
+
+/// How a request is linked to `webhooks replay`s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Replays {
+    /// The request this one judged again (the first of its chain).
+    pub replay_of: Option<i64>,
+    /// The latest request that judged this one again.
+    pub replayed_by: Option<i64>,
+    /// The first request of this one's chain (it, the request it replays,
+    /// and their replays) that was taken in (answered below 400).
+    pub taken_in_by: Option<i64>,
+}
+
+impl Replays {
+    /// A refused request since taken in by a replay.
+    pub fn resolved(&self, http_status: u16) -> bool {
+        http_status >= 400 && self.taken_in_by.is_some()
+    }
 }
 
 /// The LMS condition every process shares.
@@ -342,6 +363,8 @@ pub struct StoredRequest {
     pub topic: Option<String>,
     pub webhook_id: Option<String>,
     pub order_id: Option<i64>,
+    #[serde(flatten)]
+    pub replays: Replays,
 }
 
 fn lossy_text<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -643,13 +666,22 @@ impl Store {
         self.db.close_admin_session(id_hash).await
     }
 
-    /// Requests answered 400 or above, newest first, and how many there are.
+    /// Requests answered 400 or above, newest first, and how many there are;
+    /// `unresolved_only`: leaves out those since taken in by a replay.
     pub async fn rejected_requests(
         &self,
         limit: i64,
         offset: i64,
+        unresolved_only: bool,
     ) -> Result<RequestPage, StoreError> {
-        self.db.rejected_requests(limit, offset).await
+        self.db
+            .rejected_requests(limit, offset, unresolved_only)
+            .await
+    }
+
+    /// Records that request `replay` judged `original` again.
+    pub async fn link_replay(&self, replay: i64, original: i64) -> Result<(), StoreError> {
+        self.db.link_replay(replay, original).await
     }
 
     /// Gives a failed item a corrected learner email and makes it pending

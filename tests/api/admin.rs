@@ -291,6 +291,40 @@ on_each_database! {
         assert_eq!(browser.get("/admin").await.status, StatusCode::OK);
     }
 
+    async fn a_replay_and_the_request_it_took_in_link_to_each_other(db: Db) {
+        let app = spawn_app_with(db, |config| {
+            config.admin_password = Some(Secret::new(PASSWORD));
+            config.shopify.clear();
+        })
+        .await;
+        let refused = app.shopify("orders/create", &shopify_order(7201, &[(1, COURSE_A, Some("ann@example.com"))], None, "paid")).await;
+        assert_eq!(refused.status(), 403);
+        let original = refused.json::<serde_json::Value>().await.unwrap()["request"].as_i64().unwrap();
+        // The operator fixes the shop's settings and replays it.
+        let mut fixed = edx_webhooks::config::Config::defaults();
+        fixed.shopify = vec![edx_webhooks::config::ShopifyShop { domain: SHOP.into(), api_key: Some(Secret::new(crate::helpers::SHOPIFY_KEY)) }];
+        let replayed = edx_webhooks::operator::replay(&app.store, &fixed, original).await.unwrap();
+        let replay = replayed.verdict.request_id;
+        assert_eq!(replayed.verdict.http_status, 200);
+
+        let (mut browser, _) = Browser::logged_in(&app).await;
+        let page = browser.get(&format!("/admin/requests/{replay}")).await;
+        let text = visible_text(&page.body);
+        assert!(text.contains(&format!("a replay of request {original}")), "{text}");
+        assert!(page.body.contains(&format!("href=\"/admin/requests/{original}\"")), "{}", page.body);
+        let page = browser.get(&format!("/admin/requests/{original}")).await;
+        let text = visible_text(&page.body);
+        assert!(text.contains(&format!("Replayed latest as request {replay}")), "{text}");
+        assert!(text.contains(&format!("Resolved taken in by request {replay}")), "{text}");
+        let order_page = browser.get(&format!("/admin/orders/{}", order_id(&app, "7201").await)).await;
+        assert!(visible_text(&order_page.body).contains(&format!("a replay of request {original}")));
+
+        let list = visible_text(&browser.get("/admin/rejected").await.body);
+        assert!(list.contains(&format!("resolved by request {replay}")), "{list}");
+        let unresolved = visible_text(&browser.get("/admin/rejected?unresolved=1").await.body);
+        assert!(unresolved.contains("No request has been rejected") || !unresolved.contains("resolved by"), "{unresolved}");
+    }
+
     async fn the_hash_from_hash_password_logs_in(db: Db) {
         use tokio::io::AsyncWriteExt;
         // Spaces and `$` signs, as in a typical passphrase.

@@ -213,6 +213,25 @@ async fn replay_judges_a_rejected_request_again_with_the_current_settings(db: Db
     assert_eq!(detail.requests.len(), 1, "the new request is linked to the order");
     assert_eq!(detail.requests[0].outcome, "accepted");
 
+    // Linked both ways, the refused request shown as resolved.
+    let taken: i64 = detail.requests[0].id;
+    let failed_replay = still.stdout.split("as request ").nth(1).and_then(|t| t.split(' ').next()).unwrap().to_owned();
+    let rejected = cli(&app, &["webhooks", "rejected", "--json"]).await.json();
+    let original = rejected.as_array().unwrap().iter().find(|r| r["id"].as_i64().unwrap().to_string() == request).unwrap();
+    assert_eq!(original["replayed_by"].as_i64(), Some(taken), "{original}");
+    assert_eq!(original["taken_in_by"].as_i64(), Some(taken), "{original}");
+    assert_eq!(original["replay_of"], Value::Null);
+    let refused_again = rejected.as_array().unwrap().iter().find(|r| r["id"].as_i64().unwrap().to_string() == failed_replay).unwrap();
+    assert_eq!(refused_again["replay_of"].as_i64().unwrap().to_string(), request, "{refused_again}");
+    let table = cli(&app, &["webhooks", "rejected"]).await.stdout;
+    assert!(table.contains(&format!("resolved by {taken}")), "{table}");
+    assert!(table.contains(&format!("replay of {request}")), "{table}");
+    let unresolved = cli(&app, &["webhooks", "rejected", "--unresolved", "--json"]).await.json();
+    assert_eq!(unresolved.as_array().unwrap().len(), 0, "both refused requests of the chain are resolved: {unresolved}");
+    let shown = cli(&app, &["orders", "show", "7031"]).await.stdout;
+    assert!(shown.contains(&format!("request {taken}:")), "{shown}");
+    assert!(shown.contains(&format!("a replay (webhooks replay) of request {request}, not a new delivery")), "{shown}");
+
     let twice = cli(&app, &["webhooks", "replay", &request]).await;
     assert_eq!(twice.code, 0);
     assert!(twice.stdout.contains("200 duplicate"), "{}", twice.stdout);

@@ -196,7 +196,7 @@ async fn a_request_with_both_lengths_is_refused_and_stored() {
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
         assert!(answer.contains("ambiguous"), "{answer}");
     }
-    let rejected = app.store.rejected_requests(10, 0).await.unwrap();
+    let rejected = app.store.rejected_requests(10, 0, false).await.unwrap();
     assert_eq!(rejected.requests.len(), 2);
     assert!(rejected.requests.iter().all(|r| r.http_status == 400
         && r.reason

@@ -68,7 +68,7 @@ async fn rejected_requests_are_listed_newest_first(db: Db) {
     }
     app.shopify("orders/create", &shopify_order(8021, &[(1, COURSE_A, Some("ann@example.org"))], None, "paid")).await;
 
-    let page = app.store.rejected_requests(1, 0).await.unwrap();
+    let page = app.store.rejected_requests(1, 0, false).await.unwrap();
     assert_eq!(page.total, 2);
     assert_eq!(page.requests.len(), 1);
     assert!(page.requests[0].reason.as_deref().unwrap().contains("application/xml"));

@@ -425,6 +425,10 @@ pub struct RequestBlock {
     pub body: String,
     /// A JSON body pretty-printed, beside the raw one.
     pub pretty: Option<String>,
+    pub replay_of: Option<i64>,
+    pub replayed_by: Option<i64>,
+    /// For a refused request: the request of its chain that took it in.
+    pub resolved_by: Option<i64>,
 }
 
 impl RequestBlock {
@@ -449,6 +453,12 @@ impl RequestBlock {
             headers: redactor.headers(&request.headers),
             body: redactor.raw_body(&request.body),
             pretty: redactor.pretty_body(&request.body),
+            replay_of: request.replays.replay_of,
+            replayed_by: request.replays.replayed_by,
+            resolved_by: request
+                .replays
+                .taken_in_by
+                .filter(|_| request.replays.resolved(request.http_status)),
         }
     }
 }
@@ -590,6 +600,10 @@ pub struct RejectedRow {
     pub http_status: u16,
     pub reason: String,
     pub source_ip: String,
+    pub replay_of: Option<i64>,
+    /// The request of its chain that took it in, when one did.
+    pub resolved_by: Option<i64>,
+    pub replayed_by: Option<i64>,
 }
 
 impl RejectedRow {
@@ -606,13 +620,22 @@ impl RejectedRow {
                 .clean(request.reason.as_deref().unwrap_or(&request.outcome))
                 .into_owned(),
             source_ip: request.source_ip.clone().unwrap_or_else(|| "—".into()),
+            replay_of: request.replays.replay_of,
+            resolved_by: request
+                .replays
+                .taken_in_by
+                .filter(|_| request.replays.resolved(request.http_status)),
+            replayed_by: request.replays.replayed_by,
         }
     }
 }
 
+/// The rejected list's query: a page, and whether to leave out the resolved.
 #[derive(Deserialize)]
-pub struct PageNumber {
+pub struct RejectedFilter {
     page: Option<i64>,
+    #[serde(default)]
+    unresolved: Option<String>,
 }
 
 #[derive(Template)]
@@ -621,17 +644,23 @@ struct RejectedPage {
     nav: Option<Nav>,
     rows: Vec<RejectedRow>,
     pager: Pager,
+    unresolved_only: bool,
 }
 
 pub async fn rejected(
     State(state): State<AdminState>,
     operator: Operator,
-    Query(number): Query<PageNumber>,
+    Query(filter): Query<RejectedFilter>,
 ) -> Result<Response, PageError> {
-    let page = number.page.unwrap_or(1).max(1);
+    let page = filter.page.unwrap_or(1).max(1);
+    let unresolved_only = filter.unresolved.is_some_and(|v| !v.is_empty() && v != "0");
     let found = state
         .store
-        .rejected_requests(REQUESTS_PER_PAGE, (page - 1) * REQUESTS_PER_PAGE)
+        .rejected_requests(
+            REQUESTS_PER_PAGE,
+            (page - 1) * REQUESTS_PER_PAGE,
+            unresolved_only,
+        )
         .await?;
     let now = view::now_ms();
     let redactor = Redactor::from_config(&state.config);
@@ -641,12 +670,17 @@ pub async fn rejected(
         .map(|r| RejectedRow::of(r, now, &redactor))
         .collect();
     let pager = Pager::new(page, REQUESTS_PER_PAGE, rows.len(), found.total, |p| {
-        format!("/admin/rejected?page={p}")
+        if unresolved_only {
+            format!("/admin/rejected?unresolved=1&page={p}")
+        } else {
+            format!("/admin/rejected?page={p}")
+        }
     });
     let page = RejectedPage {
         nav: Some(Nav::new(operator, "rejected")),
         rows,
         pager,
+        unresolved_only,
     };
     Ok(Html(page.render()?).into_response())
 }

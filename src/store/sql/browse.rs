@@ -10,7 +10,7 @@ use super::{flag, opt_text, parse, text, SqlStore};
 use crate::domain::OrderState;
 use crate::store::{
     AttemptView, Dashboard, ItemDetail, ItemView, OrderDetail, OrderPage, OrderQuery, OrderSummary,
-    RecentFailure, RequestPage, RequestView, StoreError, StoredRequest,
+    RecentFailure, Replays, RequestPage, RequestView, StoreError, StoredRequest,
 };
 
 /// The columns of an `OrderSummary`, from `orders o`.
@@ -22,13 +22,33 @@ const SUMMARY_COLUMNS: &str = "o.id, o.platform, o.shop, o.external_id, o.number
 const ITEM_COLUMNS: &str =
     "id, line_item_id, sku, course_key, mode, email, action, state, reason, attempts";
 
-const REQUEST_VIEW_COLUMNS: &str =
-    "id, received_at, platform, http_status, outcome, reason, shop, topic, \
-     body_size, body_truncated, LENGTH(body) AS stored, source_ip";
+/// How a request relates to replays: the one it replays, its latest replay,
+/// and the first request of its chain (the original and every replay of it)
+/// that was taken in.
+macro_rules! replay_columns {
+    () => {
+        "replay_of, \
+         (SELECT MAX(t.id) FROM requests t WHERE t.replay_of = requests.id) AS replayed_by, \
+         (SELECT MIN(t.id) FROM requests t WHERE t.http_status < 400 \
+            AND t.replay_of = COALESCE(requests.replay_of, requests.id)) AS taken_in_by"
+    };
+}
 
-const STORED_REQUEST_COLUMNS: &str =
+/// A refused request since taken in by a replay of its chain.
+const TAKEN_IN: &str = "EXISTS (SELECT 1 FROM requests t WHERE t.http_status < 400 \
+     AND t.replay_of = COALESCE(requests.replay_of, requests.id))";
+
+const REQUEST_VIEW_COLUMNS: &str = concat!(
+    "id, received_at, platform, http_status, outcome, reason, shop, topic, \
+     body_size, body_truncated, LENGTH(body) AS stored, source_ip, ",
+    replay_columns!()
+);
+
+const STORED_REQUEST_COLUMNS: &str = concat!(
     "id, received_at, platform, method, endpoint, source_ip, headers, body, \
-     body_size, body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id";
+     body_size, body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id, ",
+    replay_columns!()
+);
 
 /// How many failed items the dashboard shows.
 const RECENT_FAILURES: i64 = 10;
@@ -142,15 +162,21 @@ impl SqlStore {
         &self,
         limit: i64,
         offset: i64,
+        unresolved_only: bool,
     ) -> Result<RequestPage, StoreError> {
-        let row = sqlx::query(
-            self.sql("SELECT COUNT(*) AS total FROM requests WHERE http_status >= 400"),
-        )
+        let filter = if unresolved_only {
+            format!("http_status >= 400 AND NOT {TAKEN_IN}")
+        } else {
+            "http_status >= 400".to_owned()
+        };
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT COUNT(*) AS total FROM requests WHERE {filter}"
+        )))
         .fetch_one(&self.reader)
         .await?;
         let total: i64 = row.try_get("total")?;
         let requests = sqlx::query(self.sql(&format!(
-            "SELECT {REQUEST_VIEW_COLUMNS} FROM requests WHERE http_status >= 400 ORDER BY id DESC LIMIT ? OFFSET ?"
+            "SELECT {REQUEST_VIEW_COLUMNS} FROM requests WHERE {filter} ORDER BY id DESC LIMIT ? OFFSET ?"
         )))
         .bind(limit.clamp(0, MAX_PAGE))
         .bind(offset.max(0))
@@ -334,6 +360,7 @@ pub(super) fn request_view(r: &AnyRow) -> Result<RequestView, sqlx::Error> {
         body_truncated: flag(r, "body_truncated")?,
         stored_body_len: r.try_get::<i64, _>("stored")? as u64,
         source_ip: opt_text(r, "source_ip")?,
+        replays: replays(r)?,
     })
 }
 
@@ -358,6 +385,15 @@ fn stored_request(r: &AnyRow) -> Result<StoredRequest, sqlx::Error> {
         topic: opt_text(r, "topic")?,
         webhook_id: opt_text(r, "webhook_id")?,
         order_id: r.try_get("order_id")?,
+        replays: replays(r)?,
+    })
+}
+
+fn replays(r: &AnyRow) -> Result<Replays, sqlx::Error> {
+    Ok(Replays {
+        replay_of: r.try_get("replay_of")?,
+        replayed_by: r.try_get("replayed_by")?,
+        taken_in_by: r.try_get("taken_in_by")?,
     })
 }
 

@@ -189,10 +189,21 @@ impl SqlStore {
             .map_err(StoreError::from)
     }
 
+    pub async fn link_replay(&self, replay: i64, original: i64) -> Result<(), StoreError> {
+        transaction!(self, |tx, _now| {
+            sqlx::query(self.sql("UPDATE requests SET replay_of = ? WHERE id = ?"))
+                .bind(original)
+                .bind(replay)
+                .execute(&mut *tx)
+                .await?;
+        })
+    }
+
     pub async fn requests(&self, limit: i64) -> Result<Vec<RequestView>, StoreError> {
         let rows = sqlx::query(self.sql(
             "SELECT id, received_at, platform, http_status, outcome, reason, shop, topic, body_size, body_truncated, \
-             LENGTH(body) AS stored, source_ip FROM requests ORDER BY id DESC LIMIT ?",
+             LENGTH(body) AS stored, source_ip, replay_of, NULL AS replayed_by, NULL AS taken_in_by \
+             FROM requests ORDER BY id DESC LIMIT ?",
         ))
         .bind(limit)
         .fetch_all(&self.reader)
