@@ -325,6 +325,24 @@ on_each_database! {
         assert!(unresolved.contains("No request has been rejected") || !unresolved.contains("resolved by"), "{unresolved}");
     }
 
+    async fn the_dashboard_shows_the_settings_warnings(db: Db) {
+        let app = spawn_app_with(db, |config| {
+            config.admin_password = Some(Secret::new(PASSWORD));
+            config.shopify.clear();
+            config.woocommerce.clear();
+        })
+        .await;
+        let (mut browser, _) = Browser::logged_in(&app).await;
+        let text = visible_text(&browser.get("/admin").await.body);
+        assert!(text.contains("The settings need attention."), "{text}");
+        assert!(text.contains("shops: no shop is configured, so every delivery is refused (403)"), "{text}");
+
+        let fine = app_with_admin(db).await;
+        let (mut browser, _) = Browser::logged_in(&fine).await;
+        let text = visible_text(&browser.get("/admin").await.body);
+        assert!(!text.contains("The settings need attention."), "{text}");
+    }
+
     async fn the_hash_from_hash_password_logs_in(db: Db) {
         use tokio::io::AsyncWriteExt;
         // Spaces and `$` signs, as in a typical passphrase.
