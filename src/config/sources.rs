@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::shown;
 use super::file::{self, FileLayer};
-use super::settings::{Setting, CONFIG_FILE};
+use super::settings::{Setting, ALL, CONFIG_FILE};
 use super::values::Parsed;
 use super::{ConfigError, Warning};
 
@@ -139,7 +139,12 @@ impl Layers {
         let mut layers = Layers {
             file: None,
             env_layers,
-            asked: RefCell::new(HashSet::from([CONFIG_FILE.env])),
+            // The settings table, and below every name the loader asks for.
+            asked: RefCell::new(
+                ALL.iter()
+                    .flat_map(|s| std::iter::once(s.env).chain(s.aliases.iter().copied()))
+                    .collect(),
+            ),
         };
         let path = match &sources.file {
             Some(path) => Some(path.clone()),
