@@ -50,6 +50,7 @@ mod operator;
 mod processing;
 mod products;
 mod scale_out;
+mod secrets;
 mod service;
 mod shopify;
 mod storage;
