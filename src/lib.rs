@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod intake;
 pub mod jobs;
 pub mod lms;
 pub mod metrics;

@@ -19,8 +19,9 @@ use super::error::HttpError;
 use super::framing::AmbiguousLength;
 use super::{client_address, AppState};
 use crate::domain::Delivery;
+use crate::intake::{self, Arrival};
 use crate::metrics::Verdict;
-use crate::shops::{self, Endpoint, Judgement, Received, Rejection};
+use crate::shops::{self, Endpoint, Judgement, Rejection};
 use crate::store::RequestRecord;
 
 /// How much of an oversized body is kept for the operator to look at.
@@ -101,27 +102,24 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
         body_truncated: received.truncated,
         body: received.bytes,
         envelope: shops::envelope(endpoint.platform, &headers),
+        fetched: false,
     };
-    let judgement = if ambiguous {
-        Judgement::Rejected(Rejection::BadRequest(AmbiguousLength::REASON.into()))
+    let taken = if ambiguous {
+        let refused = Judgement::Rejected(Rejection::BadRequest(AmbiguousLength::REASON.into()));
+        intake::record_judged(&state.store, state.intake_policy.clone(), &record, refused).await
     } else {
-        shops::judge(
+        intake::take(
+            &state.store,
             &state.config,
-            endpoint,
-            &Received {
-                headers: &headers,
-                body: &record.body,
-                size: record.body_size,
-                truncated: record.body_truncated,
-            },
+            state.intake_policy.clone(),
+            Arrival::Webhook(endpoint),
+            &headers,
+            &record,
         )
-    };
-    let stored = match state
-        .store
-        .record_judgement(&record, &judgement, state.intake_policy.clone())
         .await
-    {
-        Ok(stored) => stored,
+    };
+    let (judgement, stored) = match taken {
+        Ok(taken) => (taken.judgement, taken.verdict),
         Err(e) => {
             warn!(error = %e, "could not store a delivery; answered 503 so that the shop retries");
             return (Verdict::Unavailable, HttpError::from(e).into_response());
@@ -160,7 +158,7 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
         Some(reason) => answer_rejected(
             StatusCode::from_u16(stored.http_status).unwrap_or(StatusCode::BAD_REQUEST),
             &reason,
-            Some(id),
+            id,
         ),
         None => (
             StatusCode::OK,

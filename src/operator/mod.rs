@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::LearnerEmail;
+use crate::domain::{LearnerEmail, Platform};
+use crate::intake::{self, Arrival};
 use crate::redact::Redactor;
-use crate::shops::{self, Received};
+use crate::shops;
 use crate::store::{IntakePolicy, OrderDetail, RequestRecord, Store, StoreError, Verdict};
 
 /// Why an operator command did not do what was asked; says how the process exits.
@@ -101,40 +102,54 @@ pub async fn replay(
 ) -> Result<Replayed, OperatorError> {
     let stored = store.request(request_id).await?;
     let replays = stored.replays;
-    let endpoint = shops::endpoint(&stored.endpoint).ok_or_else(|| {
+    let platform: Platform = stored.platform.parse().map_err(|_| {
         OperatorError::Problem(format!(
-            "request {request_id} came to {}, which is not a webhook endpoint",
-            stored.endpoint
+            "request {request_id} is of an unknown platform {}",
+            stored.platform
         ))
     })?;
+    let shop = stored.shop.clone().unwrap_or_default();
+    let arrival = if intake::is_fetched_endpoint(&stored.endpoint) {
+        Arrival::Fetched {
+            platform,
+            shop: &shop,
+        }
+    } else {
+        Arrival::Webhook(shops::endpoint(&stored.endpoint).ok_or_else(|| {
+            OperatorError::Problem(format!(
+                "request {request_id} came to {}, which is not a webhook endpoint",
+                stored.endpoint
+            ))
+        })?)
+    };
     let headers = header_map(&stored.headers);
     let record = RequestRecord {
-        platform: endpoint.platform,
+        platform,
         method: stored.method,
         endpoint: stored.endpoint,
         source_ip: stored.source_ip,
-        envelope: shops::envelope(endpoint.platform, &headers),
+        envelope: shops::envelope(platform, &headers),
         headers: stored.headers,
         body: stored.body,
         body_size: stored.body_size,
         body_truncated: stored.body_truncated,
+        fetched: matches!(arrival, Arrival::Fetched { .. }),
     };
-    let judgement = shops::judge(
+    let verdict = intake::take(
+        store,
         config,
-        endpoint,
-        &Received {
-            headers: &headers,
-            body: &record.body,
-            size: record.body_size,
-            truncated: record.body_truncated,
-        },
-    );
-    let verdict = store
-        .record_judgement(&record, &judgement, IntakePolicy::from_config(config))
-        .await?;
+        IntakePolicy::from_config(config),
+        arrival,
+        &headers,
+        &record,
+    )
+    .await?
+    .verdict;
     // Every replay names the chain's first request: the one the shop sent.
     let original = replays.replay_of.unwrap_or(request_id);
-    store.link_replay(verdict.request_id, original).await?;
+    if let Some(replay) = verdict.request_id {
+        store.link_replay(replay, original).await?;
+    }
     Ok(Replayed {
         replayed: request_id,
         original,

@@ -272,10 +272,16 @@ pub fn replayed(replayed: &Replayed) -> String {
         reason,
         ..
     } = &replayed.verdict;
-    let mut out = format!(
-        "request {} judged again as request {request_id} (a replay of request {}): {http_status} {status}",
-        replayed.replayed, replayed.original
-    );
+    let mut out = match request_id {
+        Some(id) => format!(
+            "request {} judged again as request {id} (a replay of request {}): {http_status} {status}",
+            replayed.replayed, replayed.original
+        ),
+        None => format!(
+            "request {} judged again: {http_status} {status} (nothing new, not stored)",
+            replayed.replayed
+        ),
+    };
     if let Some(reason) = reason {
         let _ = write!(out, ": {reason}");
     }

@@ -65,6 +65,29 @@ pub fn verify(
     })
 }
 
+/// An order fetched from `domain`'s Admin API, as its current state: a
+/// cancelled order acts as `orders/cancelled`, any other as `orders/updated`
+/// (its `refunds` cancel the refunded items as `refunds/create` would).
+pub fn fetched(shops: &[ShopifyShop], domain: &str, body: &[u8]) -> Result<Verified, Rejection> {
+    let shop = shops
+        .iter()
+        .find(|s| s.domain.trim().eq_ignore_ascii_case(domain.trim()))
+        .ok_or_else(|| forbidden(format!("shop {domain} is not configured")))?;
+    let json: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    let topic = if matches!(json.get("cancelled_at"), None | Some(Value::Null)) {
+        "orders/updated"
+    } else {
+        "orders/cancelled"
+    };
+    Ok(Verified {
+        shop: shop.domain.trim().to_ascii_lowercase(),
+        topic: topic.to_owned(),
+        webhook_id: None,
+        delivery: parse_delivery(topic, &json)?,
+    })
+}
+
 /// A `X-Shopify-*` header, or its unprefixed twin that newer "Events" deliveries send.
 fn shopify_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     header(headers, &format!("x-shopify-{name}"))

@@ -77,6 +77,27 @@ pub fn verify(
     })
 }
 
+/// An order fetched from `source`'s REST API, as its current state: an `order.updated`.
+pub fn fetched(
+    shops: &[WooCommerceShop],
+    source: &str,
+    body: &[u8],
+) -> Result<Verified, Rejection> {
+    let wanted = source_key(source);
+    let shop = shops
+        .iter()
+        .find(|s| !wanted.is_empty() && source_key(&s.source) == wanted)
+        .ok_or_else(|| forbidden(format!("source {source} is not configured")))?;
+    let json: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    Ok(Verified {
+        shop: shop.source.clone(),
+        topic: "order.updated".to_owned(),
+        webhook_id: None,
+        delivery: Delivery::Order(parse_order(&json)?),
+    })
+}
+
 fn parse_order(json: &Value) -> Result<Order, Rejection> {
     let (id, items) = id_and_line_items(json)?;
     let buyer_email = non_empty(json.pointer("/billing/email")).map(str::to_owned);

@@ -63,16 +63,21 @@ pub struct RequestRecord {
     pub body_size: u64,
     pub body_truncated: bool,
     pub envelope: Envelope,
+    /// Fetched from the shop's API, not delivered: stored only when it
+    /// brings something new, so that reconciling unchanged orders adds no rows.
+    pub fetched: bool,
 }
 
 /// How a trusted delivery was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryTaken {
-    /// Our id of the stored request.
-    pub request_id: i64,
+    /// Our id of the stored request (`None`: a fetched order with nothing new, not stored).
+    pub request_id: Option<i64>,
     pub acceptance: crate::domain::Acceptance,
     /// Our id of the order it concerns, when it names one we have.
     pub order_id: Option<i64>,
+    /// Whether it created that order.
+    pub created_order: bool,
 }
 
 /// A batch of due enrollments that one worker owns until its lease runs out.
@@ -410,7 +415,8 @@ pub struct PruneReport {
 /// How a request was answered and stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
-    pub request_id: i64,
+    /// `None` for a fetched order that brought nothing new: it is not stored.
+    pub request_id: Option<i64>,
     pub http_status: u16,
     /// The answer's `status`: `ping`, `rejected`, or how a trusted delivery
     /// was taken (`accepted`, `duplicate`, `awaiting_payment`, `ignored`).
@@ -422,6 +428,9 @@ pub struct Verdict {
     pub acceptance: Option<crate::domain::Acceptance>,
     /// Our id of the order a trusted delivery concerns.
     pub order_id: Option<i64>,
+    /// Whether the delivery created that order.
+    #[serde(skip)]
+    pub created_order: bool,
 }
 
 impl Verdict {
@@ -479,7 +488,10 @@ impl Store {
             outcome,
             reason: reason.map(str::to_owned),
         };
-        Ok(self.intake.write(write).await?.request_id)
+        let written = self.intake.write(write).await?;
+        written
+            .request_id
+            .ok_or_else(|| StoreError::Invalid("a recorded request has no id".into()))
     }
 
     /// Stores a trusted delivery with everything it implies, durably, and says
@@ -503,6 +515,7 @@ impl Store {
             request_id: written.request_id,
             acceptance,
             order_id: written.order_id,
+            created_order: written.created_order,
         })
     }
 
@@ -520,11 +533,12 @@ impl Store {
             reason,
             acceptance: None,
             order_id: None,
+            created_order: false,
         };
         match judgement {
             Judgement::Ping => {
                 let id = self.record_request(request, 200, "ping", None).await?;
-                Ok(verdict(id, 200, "ping", None))
+                Ok(verdict(Some(id), 200, "ping", None))
             }
             Judgement::Rejected(rejection) => {
                 let status = rejection.status().as_u16();
@@ -532,13 +546,14 @@ impl Store {
                 let id = self
                     .record_request(request, status, "rejected", Some(&reason))
                     .await?;
-                Ok(verdict(id, status, "rejected", Some(reason)))
+                Ok(verdict(Some(id), status, "rejected", Some(reason)))
             }
             Judgement::Trusted(verified) => {
                 let taken = self.accept_delivery(request, verified, policy).await?;
                 Ok(Verdict {
                     acceptance: Some(taken.acceptance),
                     order_id: taken.order_id,
+                    created_order: taken.created_order,
                     ..verdict(taken.request_id, 200, taken.acceptance.as_str(), None)
                 })
             }

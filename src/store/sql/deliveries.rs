@@ -35,13 +35,16 @@ pub(in crate::store) enum IntakeWrite {
 /// How a request was stored.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::store) struct Written {
-    pub request_id: i64,
+    /// `None` when the request was not stored (a fetched order with nothing new).
+    pub request_id: Option<i64>,
     /// How a trusted delivery was taken (`None` for a recorded request).
     pub acceptance: Option<Acceptance>,
     /// The order it concerns, when it names one we have.
     pub order_id: Option<i64>,
     /// Whether any item became due work.
     pub new_work: bool,
+    /// Whether this request created the order.
+    pub created_order: bool,
 }
 
 /// An order's columns as intake writes them, cut to their sizes.
@@ -338,10 +341,11 @@ async fn write_unstorable<T: IntakeTx>(
         Ok(request_id) => {
             tx.savepoint("RELEASE SAVEPOINT delivery").await?;
             Ok(Ok(Written {
-                request_id,
+                request_id: Some(request_id),
                 acceptance: Some(Acceptance::Ignored),
                 order_id: None,
                 new_work: false,
+                created_order: false,
             }))
         }
         Err(e) if tx.undid_transaction(&e) => Err(e),
@@ -373,10 +377,11 @@ async fn write_one<T: IntakeTx>(
                 None,
             );
             Ok(Written {
-                request_id: tx.insert_request(now, &row).await?,
+                request_id: Some(tx.insert_request(now, &row).await?),
                 acceptance: None,
                 order_id: None,
                 new_work: false,
+                created_order: false,
             })
         }
         IntakeWrite::Accept {
@@ -412,14 +417,16 @@ async fn take_delivery<T: IntakeTx>(
                 order_id,
             );
             return Ok(Written {
-                request_id: tx.insert_request(now, &row).await?,
+                request_id: Some(tx.insert_request(now, &row).await?),
                 acceptance: Some(Acceptance::Duplicate),
                 order_id,
                 new_work: false,
+                created_order: false,
             });
         }
     }
 
+    let mut created_order = false;
     let (acceptance, order_id, reason, new_work) = match &verified.delivery {
         Delivery::Ignored { topic } => (
             Acceptance::Ignored,
@@ -453,8 +460,9 @@ async fn take_delivery<T: IntakeTx>(
             }
         },
         Delivery::Order(order) => {
-            let (id, acceptance, new_work) =
+            let (id, acceptance, new_work, created) =
                 take_order(tx, now, platform, shop, order, policy).await?;
+            created_order = created;
             (acceptance, Some(id), None, new_work)
         }
     };
@@ -466,11 +474,18 @@ async fn take_delivery<T: IntakeTx>(
         reason.as_deref(),
         order_id,
     );
+    let unchanged_fetch = request.fetched && acceptance == Acceptance::Duplicate;
+    let request_id = if unchanged_fetch {
+        None
+    } else {
+        Some(tx.insert_request(now, &row).await?)
+    };
     Ok(Written {
-        request_id: tx.insert_request(now, &row).await?,
+        request_id,
         acceptance: Some(acceptance),
         order_id,
         new_work,
+        created_order,
     })
 }
 
@@ -482,7 +497,7 @@ async fn take_order<T: IntakeTx>(
     shop: &str,
     order: &Order,
     policy: &IntakePolicy,
-) -> Result<(i64, Acceptance, bool), StoreError> {
+) -> Result<(i64, Acceptance, bool, bool), StoreError> {
     // A new order is written whole: its row (with the state its items give
     // it), its items. Whichever process receives deliveries of one order,
     // the row's unique key lets one create it; the others find and lock it.
@@ -498,7 +513,7 @@ async fn take_order<T: IntakeTx>(
         } else {
             Acceptance::Accepted
         };
-        return Ok((id, acceptance, new_work));
+        return Ok((id, acceptance, new_work, true));
     }
 
     let (id, old_paid, old_cancelled) = tx
@@ -511,7 +526,10 @@ async fn take_order<T: IntakeTx>(
     let stored = tx.load_items(id).await?;
     let changes = intake::plan_order(&stored, order, paid, cancelled, policy);
     let new_work = apply_changes(tx, now, id, &changes).await?;
-    tx.update_order_state(now, id).await?;
+    // Nothing new leaves the order as it was (reconciliation refetches many such).
+    if changed || !changes.is_empty() {
+        tx.update_order_state(now, id).await?;
+    }
     let acceptance = if changes.is_empty() && !changed {
         Acceptance::Duplicate
     } else if policy.require_payment && !paid && !cancelled {
@@ -519,7 +537,7 @@ async fn take_order<T: IntakeTx>(
     } else {
         Acceptance::Accepted
     };
-    Ok((id, acceptance, new_work))
+    Ok((id, acceptance, new_work, false))
 }
 
 /// Applies intake's changes; true when any item became due work.
@@ -782,6 +800,7 @@ mod tests {
                 body: b"{}".to_vec(),
                 body_size: 2,
                 body_truncated: false,
+                fetched: false,
                 envelope: Default::default(),
             },
             http_status: 401,
