@@ -15,6 +15,7 @@ use crate::http::{give_back_memory, monitoring_router, router, serve, AppState};
 use crate::jobs::{spawn_workers, JobSettings};
 use crate::lms::LmsClient;
 use crate::metrics::Metrics;
+use crate::reconcile::Reconciler;
 use crate::store::{IntakePolicy, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +103,18 @@ impl App {
         } else {
             tokio::task::JoinSet::new()
         };
+        // The lease in the database keeps two processes off one shop.
+        let reconciler = Reconciler::new(
+            self.config.clone(),
+            self.store.clone(),
+            self.metrics.clone(),
+        );
+        let reconciling = match self.config.reconcile_interval {
+            Some(interval) if !reconciler.shops().is_empty() => {
+                Some(reconciler.spawn(interval, stop.clone()))
+            }
+            _ => None,
+        };
         let address = self.address();
         let server = self.listener.map(|listener| {
             let state = AppState {
@@ -142,6 +155,9 @@ impl App {
                 }
             }
             while workers.join_next().await.is_some() {}
+            if let Some(reconciling) = reconciling {
+                let _ = reconciling.await;
+            }
         };
         if tokio::time::timeout(grace, drained).await.is_err() {
             warn!("gave up waiting for work in flight; leases will hand it to another worker");

@@ -85,9 +85,23 @@ impl fmt::Display for Report {
 pub async fn run(config: &Config, extra: &[Warning]) -> Report {
     let mut findings = settings(config, extra);
     // Side by side: an unreachable server costs its timeout once, not twice.
-    let (database, lms) = tokio::join!(database(config), lms(config));
+    let (database, lms, apis) = tokio::join!(
+        database(config),
+        lms(config),
+        crate::reconcile::probe(config)
+    );
     findings.push(database);
     findings.extend(lms);
+    findings.extend(apis.into_iter().map(|(platform, shop, result)| {
+        let subject = format!("{} API of {shop}", platform.display_name());
+        match result {
+            Ok(None) => Finding::new(subject, Status::Ok, "orders can be read for reconciliation"),
+            Ok(Some(note)) => {
+                Finding::new(subject, Status::Ok, format!("orders can be read: {note}"))
+            }
+            Err(problem) => Finding::new(subject, Status::Problem, problem),
+        }
+    }));
     Report { findings }
 }
 
@@ -268,16 +282,19 @@ mod tests {
             ShopifyShop {
                 domain: "on.myshopify.com".into(),
                 api_key: Some(Secret::new("k")),
+                api: None,
             },
             ShopifyShop {
                 domain: "off.myshopify.com".into(),
                 api_key: None,
+                api: None,
             },
         ];
         config.woocommerce = vec![WooCommerceShop {
             source: "https://shop.example.com/".into(),
             // Blank is no secret: the judgement refuses this shop, so must check.
             secret: Some(Secret::new("  ")),
+            api: None,
         }];
         let findings = settings(&config, &[]);
         let status: Vec<(&str, Status)> = findings

@@ -62,7 +62,31 @@ pub struct ShopifyShop {
     /// e.g. `my-shop.myshopify.com`, compared case-insensitively.
     pub domain: String,
     pub api_key: Option<Secret>,
+    /// Admin API access, for reconciliation; `None`: the shop is not reconciled.
+    pub api: Option<ShopifyApi>,
 }
+
+/// A Shopify custom app's Admin API access (scope `read_orders`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopifyApi {
+    pub access_token: Secret,
+    /// A dated version, e.g. `2026-10`.
+    pub version: String,
+    /// The API's base URL, by default `https://{domain}`.
+    pub url: Url,
+}
+
+/// A WooCommerce REST API key with read access, for reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WooCommerceApi {
+    pub consumer_key: Secret,
+    pub consumer_secret: Secret,
+    /// The API's base URL, by default the shop's source URL.
+    pub url: Url,
+}
+
+/// The Shopify Admin API version used when none is set.
+pub const DEFAULT_SHOPIFY_API_VERSION: &str = "2026-10";
 
 /// One WooCommerce shop. Without a secret the shop is off: its deliveries get 403.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +95,8 @@ pub struct WooCommerceShop {
     /// without a trailing slash.
     pub source: String,
     pub secret: Option<Secret>,
+    /// REST API access, for reconciliation; `None`: the shop is not reconciled.
+    pub api: Option<WooCommerceApi>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +162,10 @@ pub struct Config {
     pub account_wait: Duration,
     /// …checking again after at most this long.
     pub account_recheck_max: Duration,
+    /// How often shops with API access are reconciled; `None`: never by itself.
+    pub reconcile_interval: Option<Duration>,
+    /// How far back a shop's first reconciliation looks.
+    pub reconcile_lookback: Duration,
     pub log_format: LogFormat,
     /// A `RUST_LOG`-style filter (`DJANGO_LOG_LEVEL` is accepted as an alias).
     pub log_filter: Option<String>,
@@ -180,6 +210,8 @@ impl Config {
             products: Vec::new(),
             account_wait: Duration::from_secs(30 * 86_400),
             account_recheck_max: Duration::from_secs(86_400),
+            reconcile_interval: Some(Duration::from_secs(15 * 60)),
+            reconcile_lookback: Duration::from_secs(24 * 3600),
             log_format: LogFormat::Text,
             log_filter: None,
         }
@@ -207,6 +239,8 @@ impl fmt::Debug for Config {
             products,
             account_wait,
             account_recheck_max,
+            reconcile_interval,
+            reconcile_lookback,
             log_format,
             log_filter,
         } = self;
@@ -228,6 +262,8 @@ impl fmt::Debug for Config {
             .field("products", products)
             .field("account_wait", account_wait)
             .field("account_recheck_max", account_recheck_max)
+            .field("reconcile_interval", reconcile_interval)
+            .field("reconcile_lookback", reconcile_lookback)
             .field("log_format", log_format)
             .field("log_filter", log_filter)
             .finish()

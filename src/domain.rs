@@ -47,6 +47,10 @@ impl fmt::Display for Platform {
     }
 }
 
+/// Stored requests at endpoints with this prefix were fetched from a shop's
+/// API by reconciliation (`reconcile:shopify`), not delivered.
+pub const FETCHED_ENDPOINT_PREFIX: &str = "reconcile:";
+
 #[derive(Debug, thiserror::Error)]
 #[error("unknown value '{0}'")]
 pub struct UnknownValue(pub String);

@@ -5,7 +5,7 @@
 use axum::http::HeaderMap;
 
 use crate::config::Config;
-use crate::domain::{Judgement, Platform};
+use crate::domain::{Judgement, Platform, FETCHED_ENDPOINT_PREFIX};
 use crate::shops::{self, Endpoint, Received};
 use crate::store::{IntakePolicy, RequestRecord, Store, StoreError, Verdict};
 
@@ -30,14 +30,12 @@ impl Arrival<'_> {
 
 /// The endpoint a fetched order is stored under (`reconcile:shopify`).
 pub fn fetched_endpoint(platform: Platform) -> String {
-    format!("{FETCHED_PREFIX}{platform}")
+    format!("{FETCHED_ENDPOINT_PREFIX}{platform}")
 }
-
-const FETCHED_PREFIX: &str = "reconcile:";
 
 /// Whether a stored request's endpoint says it was fetched, not delivered.
 pub fn is_fetched_endpoint(endpoint: &str) -> bool {
-    endpoint.starts_with(FETCHED_PREFIX)
+    endpoint.starts_with(FETCHED_ENDPOINT_PREFIX)
 }
 
 /// A request and how it was judged and stored.

@@ -12,6 +12,7 @@ pub mod lms;
 pub mod metrics;
 pub mod operator;
 pub mod password;
+pub mod reconcile;
 pub mod redact;
 pub mod shops;
 pub mod store;

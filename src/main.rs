@@ -9,9 +9,12 @@ use clap::{Parser, Subcommand};
 use edx_webhooks::app::{App, AppError, RunMode};
 use edx_webhooks::config::{known_settings, Config, LogFormat, Sources, Warning};
 use edx_webhooks::domain::OrderState;
+use edx_webhooks::metrics::Metrics;
 use edx_webhooks::operator::healthcheck::{healthz_url, probe};
 use edx_webhooks::operator::{self, render, OperatorError};
+use edx_webhooks::reconcile::Reconciler;
 use edx_webhooks::store::{OrderQuery, Store, StoreError};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +86,19 @@ enum Command {
     /// EDX_WEBHOOKS_ADMIN_PASSWORD_HASH (typed without echo; read from
     /// standard input when it is not a terminal).
     HashPassword,
+    /// Fetch the shops' orders changed lately from their APIs and take in
+    /// what the webhooks missed, now, once. Exit 1 when a shop could not be reconciled.
+    Reconcile {
+        /// Orders changed in this last stretch (e.g. 3d) instead of since the last run.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Only this shop (Shopify domain or WooCommerce source).
+        #[arg(long)]
+        shop: Option<String>,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete finished orders and old requests.
     Prune {
         /// Keep what changed more recently than this (e.g. 30d, 12h).
@@ -343,6 +359,34 @@ async fn run(command: Command, config: Config, unknown: &[Warning]) -> anyhow::R
             Ok(healthcheck(&url, timeout).await)
         }
         Command::HashPassword => unreachable!("handled before the settings are read"),
+        Command::Reconcile { since, shop, json } => {
+            let store = Store::connect(&config.database_url).await?;
+            let reconciler = Reconciler::new(Arc::new(config), store, Metrics::new());
+            if reconciler.shops().is_empty() {
+                eprintln!(
+                    "edx-webhooks: no shop has API access configured: set \
+                     EDX_WEBHOOKS_SHOPIFY_ACCESS_TOKEN or EDX_WEBHOOKS_WOOCOMMERCE_CONSUMER_KEY \
+                     and _CONSUMER_SECRET (see the README's Reconciliation section)"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let reports = reconciler.run_once(since, shop.as_deref()).await;
+            if reports.is_empty() {
+                eprintln!("edx-webhooks: no shop with API access matches --shop");
+                return Ok(ExitCode::from(2));
+            }
+            if json {
+                print_json(&reports);
+            } else {
+                print!("{}", render::reconciled(&reports));
+            }
+            let failed = reports.iter().any(|r| r.run.error.is_some());
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Prune { older_than } => {
             let store = Store::connect(&config.database_url).await?;
             let report = store.prune(older_than.duration).await?;

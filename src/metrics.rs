@@ -103,6 +103,20 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconciledLabels {
+    platform: &'static str,
+    shop: String,
+    /// `new`, `changed`, `unchanged`, `refused`, or `error` (a run that failed).
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShopLabels {
+    platform: String,
+    shop: String,
+}
+
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 
 struct Series {
@@ -115,6 +129,8 @@ struct Series {
     oldest_pending_seconds: Gauge<f64, AtomicU64>,
     lms_misconfigured: Gauge,
     settings_warnings: Gauge,
+    reconciled: Family<ReconciledLabels, Counter>,
+    reconcile_last_success: Family<ShopLabels, Gauge>,
 }
 
 /// What the database says at scrape time.
@@ -126,6 +142,8 @@ pub struct StoreFigures {
     pub lms_misconfigured: bool,
     /// Problems the settings show (see `/status`), read from this process's settings.
     pub settings_warnings: i64,
+    /// Each reconciled shop (platform, shop) and when its last run succeeded (Unix ms).
+    pub reconcile_last_success: Vec<(String, String, Option<i64>)>,
 }
 
 /// The metrics of one service instance. Cheap to clone.
@@ -190,7 +208,21 @@ impl Metrics {
             "Problems this process's settings show, e.g. a shop without a secret (see /status)",
             settings_warnings.clone(),
         );
+        let reconciled = Family::<ReconciledLabels, Counter>::default();
+        registry.register(
+            "reconciled",
+            "Orders fetched from the shops' APIs by this process's reconciliation, by result",
+            reconciled.clone(),
+        );
+        let reconcile_last_success = Family::<ShopLabels, Gauge>::default();
+        registry.register(
+            "reconcile_last_success_timestamp_seconds",
+            "When a shop was last reconciled without error (Unix time; 0: never)",
+            reconcile_last_success.clone(),
+        );
         Metrics(Arc::new(Series {
+            reconciled,
+            reconcile_last_success,
             registry,
             requests,
             intake_seconds,
@@ -231,6 +263,19 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// A shop's reconciliation counted: `result` is `new`, `changed`,
+    /// `unchanged`, `refused` (orders) or `error` (runs).
+    pub fn reconciled(&self, platform: Platform, shop: &str, result: &'static str, count: u64) {
+        self.0
+            .reconciled
+            .get_or_create(&ReconciledLabels {
+                platform: platform.as_str(),
+                shop: shop.to_owned(),
+                result,
+            })
+            .inc_by(count);
+    }
+
     /// The series read from the database, then everything in Prometheus text.
     pub fn encode(&self, figures: &StoreFigures) -> String {
         let series = &self.0;
@@ -254,6 +299,15 @@ impl Metrics {
             .lms_misconfigured
             .set(i64::from(figures.lms_misconfigured));
         series.settings_warnings.set(figures.settings_warnings);
+        for (platform, shop, at_ms) in &figures.reconcile_last_success {
+            series
+                .reconcile_last_success
+                .get_or_create(&ShopLabels {
+                    platform: platform.clone(),
+                    shop: shop.clone(),
+                })
+                .set(at_ms.unwrap_or(0) / 1000);
+        }
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &series.registry)
             .expect("writing to a String cannot fail");
@@ -285,7 +339,9 @@ mod tests {
             oldest_pending: Duration::from_secs(90),
             lms_misconfigured: true,
             settings_warnings: 2,
+            reconcile_last_success: vec![("shopify".into(), "a.myshopify.com".into(), Some(5_000))],
         });
+        metrics.reconciled(Platform::Shopify, "a.myshopify.com", "new", 2);
         for line in [
             r#"edx_webhooks_requests_total{platform="shopify",verdict="accepted"} 1"#,
             r#"edx_webhooks_requests_total{platform="woocommerce",verdict="rejected_403"} 1"#,
@@ -298,6 +354,7 @@ mod tests {
             "edx_webhooks_oldest_pending_seconds 90",
             "edx_webhooks_lms_misconfigured 1",
             "edx_webhooks_settings_warnings 2",
+            r#"edx_webhooks_reconcile_last_success_timestamp_seconds{platform="shopify",shop="a.myshopify.com"} 5"#,
         ] {
             assert!(
                 text.lines().any(|l| l.starts_with(line)),

@@ -152,6 +152,7 @@ mod tests {
         config.woocommerce = vec![WooCommerceShop {
             source: "https://shop.example.com/".into(),
             secret: Some(Secret::new("woo-s3cret")),
+            api: None,
         }];
         config.lms.client_secret = Some(Secret::new("lms-s3cret"));
         let redactor = Redactor::from_config(&config);

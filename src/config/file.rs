@@ -41,6 +41,8 @@ pub(super) struct FileShop {
     /// The shop's domain (Shopify) or source URL (WooCommerce).
     pub id: String,
     pub secret: Option<String>,
+    /// API access keys given (`ShopTable::api`), by key.
+    pub api: HashMap<&'static str, String>,
 }
 
 /// One `[[products]]` entry, read but not yet validated (`load` checks keys and modes).
@@ -179,19 +181,29 @@ fn shop(
         )));
     };
     let (mut id, mut secret) = (None, None);
+    let mut api = HashMap::new();
     for (key, value) in fields {
+        let api_key = table.api.iter().find(|(k, _)| *k == key);
+        let mut api_value = None;
         let field = if key == table.id {
             &mut id
         } else if key == table.secret {
             &mut secret
+        } else if api_key.is_some() {
+            &mut api_value
         } else {
-            let known = format!("{}, {}", table.id, table.secret);
+            let known = std::iter::once(table.id)
+                .chain(std::iter::once(table.secret))
+                .chain(table.api.iter().map(|(k, _)| *k))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(unknown_key(path, &format!("{}.{key}", table.name), &known));
         };
+        let hidden = key == table.secret || api_key.is_some_and(|(_, s)| s.secret);
         let Value::String(text) = value else {
             return Err(ConfigError::Invalid {
                 setting: format!("[[{}]] {key}", table.name),
-                value: if key == table.secret {
+                value: if hidden {
                     REDACTED.to_owned()
                 } else {
                     value.to_string()
@@ -204,10 +216,18 @@ fn shop(
         if !text.is_empty() {
             *field = Some(text.to_owned());
         }
+        if let (Some((known, _)), Some(text)) = (api_key, api_value) {
+            api.insert(*known, text);
+        }
     }
     let id =
         id.ok_or_else(|| ConfigError::Inconsistent(format!("{} has no {}", where_(), table.id)))?;
-    Ok(FileShop { number, id, secret })
+    Ok(FileShop {
+        number,
+        id,
+        secret,
+        api,
+    })
 }
 
 fn products(path: &Path, value: Value) -> Result<Vec<FileProduct>, ConfigError> {

@@ -3,10 +3,14 @@
 
 use super::error::shown;
 use super::settings::*;
-use super::sources::{Layers, Sources};
+use super::sources::{Layers, Raw, Sources};
 use super::values::{self, DatabaseParts, Parsed};
 use super::{Config, ConfigError, Secret, ShopifyShop, Warning, WooCommerceShop};
+use super::{ShopifyApi, WooCommerceApi, DEFAULT_SHOPIFY_API_VERSION};
 use crate::domain::{CourseKey, Product};
+use std::collections::HashMap;
+use std::time::Duration;
+use url::Url;
 
 impl Config {
     /// Defaults < config file < `.env` < environment < command line.
@@ -60,12 +64,46 @@ impl Config {
 
         config.shopify = shops(layers, &SHOPIFY)?
             .into_iter()
-            .map(|(domain, api_key)| ShopifyShop { domain, api_key })
-            .collect();
+            .map(|shop| {
+                let api = shopify_api(&shop)?;
+                Ok(ShopifyShop {
+                    domain: shop.id,
+                    api_key: shop.secret,
+                    api,
+                })
+            })
+            .collect::<Result<_, ConfigError>>()?;
         config.woocommerce = shops(layers, &WOOCOMMERCE)?
             .into_iter()
-            .map(|(source, secret)| WooCommerceShop { source, secret })
-            .collect();
+            .map(|shop| {
+                let api = woocommerce_api(&shop)?;
+                Ok(WooCommerceShop {
+                    source: shop.id,
+                    secret: shop.secret,
+                    api,
+                })
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        let interval = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+            "off" | "never" | "false" | "0" => Ok(None),
+            _ => values::duration(v).and_then(|d| {
+                if d < Duration::from_secs(1) {
+                    Err("expected at least 1s, or off".into())
+                } else {
+                    Ok(Some(d))
+                }
+            }),
+        };
+        layers.apply(
+            &RECONCILE_INTERVAL,
+            interval,
+            &mut config.reconcile_interval,
+        )?;
+        layers.apply(
+            &RECONCILE_LOOKBACK,
+            values::duration,
+            &mut config.reconcile_lookback,
+        )?;
         layers.apply(
             &REQUIRE_PAYMENT,
             values::boolean,
@@ -324,14 +362,130 @@ const WOOCOMMERCE: Platform = Platform {
     same: values::same_source,
 };
 
+/// A shop as configured, its API access not yet checked.
+struct ShopEntry {
+    id: String,
+    secret: Option<Secret>,
+    /// API access keys (`ShopTable::api`) → value and where it came from.
+    api: HashMap<&'static str, (String, String)>,
+}
+
+impl ShopEntry {
+    fn api_value(&self, key: &str) -> Option<&str> {
+        self.api.get(key).map(|(value, _)| value.as_str())
+    }
+
+    /// Parses one API value, naming it and where it came from on error.
+    fn parse_api<T>(
+        &self,
+        table: &ShopTable,
+        key: &str,
+        parse: impl FnOnce(&str) -> Parsed<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some((value, origin)) = self.api.get(key) else {
+            return Ok(None);
+        };
+        let secret = table.api.iter().any(|(k, s)| *k == key && s.secret);
+        parse(value)
+            .map(Some)
+            .map_err(|reason| ConfigError::Invalid {
+                setting: format!("[[{}]] {key}", table.name),
+                value: shown(value, secret),
+                origin: origin.clone(),
+                reason,
+            })
+    }
+}
+
+fn api_url(text: &str) -> Parsed<Url> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("expected a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("expected an http(s) URL, e.g. https://shop.example.com".into());
+    }
+    Ok(url)
+}
+
+fn api_version(text: &str) -> Parsed<String> {
+    let t = text.trim();
+    let dated = t.len() == 7
+        && t.as_bytes()[4] == b'-'
+        && t.chars()
+            .enumerate()
+            .all(|(i, c)| i == 4 || c.is_ascii_digit());
+    if dated || t == "unstable" {
+        Ok(t.to_owned())
+    } else {
+        Err("expected a dated API version such as 2026-10".into())
+    }
+}
+
+/// Without what the API needs above all, other API keys are a mistake worth naming.
+fn incomplete(table: &ShopTable, shop: &ShopEntry, needed: &str) -> ConfigError {
+    let given: Vec<&str> = table
+        .api
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| shop.api.contains_key(k))
+        .collect();
+    ConfigError::Inconsistent(format!(
+        "[[{}]] {}: {} set but not {needed}: the shop's API cannot be used for reconciliation",
+        table.name,
+        shop.id,
+        given.join(", ")
+    ))
+}
+
+fn shopify_api(shop: &ShopEntry) -> Result<Option<ShopifyApi>, ConfigError> {
+    let table = &SHOPIFY_TABLE;
+    let Some(token) = shop.api_value("access_token") else {
+        return if shop.api.is_empty() {
+            Ok(None)
+        } else {
+            Err(incomplete(table, shop, "access_token"))
+        };
+    };
+    let default_url = || api_url(&format!("https://{}", shop.id));
+    let url = match shop.parse_api(table, "api_url", api_url)? {
+        Some(url) => url,
+        None => default_url().map_err(ConfigError::Inconsistent)?,
+    };
+    Ok(Some(ShopifyApi {
+        access_token: Secret::new(token),
+        version: shop
+            .parse_api(table, "api_version", api_version)?
+            .unwrap_or_else(|| DEFAULT_SHOPIFY_API_VERSION.to_owned()),
+        url,
+    }))
+}
+
+fn woocommerce_api(shop: &ShopEntry) -> Result<Option<WooCommerceApi>, ConfigError> {
+    let table = &WOOCOMMERCE_TABLE;
+    match (
+        shop.api_value("consumer_key"),
+        shop.api_value("consumer_secret"),
+    ) {
+        (Some(key), Some(secret)) => {
+            let url = match shop.parse_api(table, "api_url", api_url)? {
+                Some(url) => url,
+                None => api_url(&shop.id).map_err(ConfigError::Inconsistent)?,
+            };
+            Ok(Some(WooCommerceApi {
+                consumer_key: Secret::new(key),
+                consumer_secret: Secret::new(secret),
+                url,
+            }))
+        }
+        _ if shop.api.is_empty() => Ok(None),
+        (Some(_), None) | (None, None) => Err(incomplete(table, shop, "consumer_secret")),
+        (None, Some(_)) => Err(incomplete(table, shop, "consumer_key")),
+    }
+}
+
 /// The file's shops, plus the one of the environment-style settings, which
-/// replaces the file's entry for the same shop (keeping its secret if it
-/// brings none). A shop without a secret is kept: it is off, not forgotten.
-fn shops(
-    layers: &Layers,
-    platform: &Platform,
-) -> Result<Vec<(String, Option<Secret>)>, ConfigError> {
-    let mut shops: Vec<(String, Option<Secret>)> = Vec::new();
+/// replaces the file's entry for the same shop (keeping its secret and API
+/// keys where it brings none). A shop without a secret is kept: it is off, not forgotten.
+fn shops(layers: &Layers, platform: &Platform) -> Result<Vec<ShopEntry>, ConfigError> {
+    let mut shops: Vec<ShopEntry> = Vec::new();
     if let Some(file) = layers.file() {
         for entry in file.shops(&platform.table) {
             let id = (platform.parse_id)(&entry.id).map_err(|reason| ConfigError::Invalid {
@@ -344,18 +498,47 @@ fn shops(
                 ),
                 reason,
             })?;
-            if shops.iter().any(|(known, _)| (platform.same)(known, &id)) {
+            if shops.iter().any(|known| (platform.same)(&known.id, &id)) {
                 return Err(ConfigError::Inconsistent(format!(
                     "config file {}: [[{}]] {id} is configured twice",
                     file.path.display(),
                     platform.table.name
                 )));
             }
-            shops.push((id, entry.secret.clone().map(Secret::new)));
+            let origin = format!(
+                "shop #{} in config file {}",
+                entry.number,
+                file.path.display()
+            );
+            shops.push(ShopEntry {
+                id,
+                secret: entry.secret.clone().map(Secret::new),
+                api: entry
+                    .api
+                    .iter()
+                    .map(|(k, v)| (*k, (v.clone(), origin.clone())))
+                    .collect(),
+            });
         }
     }
+    let env_api: Vec<(&'static str, &'static Setting, Raw)> = platform
+        .table
+        .api
+        .iter()
+        .filter_map(|(key, setting)| Some((*key, *setting, layers.get(setting)?)))
+        .collect();
     match (layers.get(&platform.id), layers.get(&platform.secret)) {
-        (None, None) => {}
+        (None, None) => {
+            if let Some((_, _, raw)) = env_api.first() {
+                return Err(ConfigError::Inconsistent(format!(
+                    "{} is set but {} is not: say which shop the API access belongs to \
+                     (or configure shops in [[{}]] tables of the config file)",
+                    raw.describe(),
+                    platform.id.env,
+                    platform.table.name
+                )));
+            }
+        }
         (None, Some(secret)) => {
             return Err(ConfigError::Inconsistent(format!(
                 "{} is set but {} is not: say which shop the secret belongs to \
@@ -368,17 +551,28 @@ fn shops(
         (Some(raw), secret) => {
             let id = raw.parse(&platform.id, platform.parse_id)?;
             let secret = secret.map(|raw| Secret::new(raw.value));
-            match shops
-                .iter_mut()
-                .find(|(known, _)| (platform.same)(known, &id))
+            let index = match shops
+                .iter()
+                .position(|known| (platform.same)(&known.id, &id))
             {
-                Some(shop) => {
-                    shop.0 = id;
-                    if secret.is_some() {
-                        shop.1 = secret;
-                    }
+                Some(index) => index,
+                None => {
+                    shops.push(ShopEntry {
+                        id: id.clone(),
+                        secret: None,
+                        api: HashMap::new(),
+                    });
+                    shops.len() - 1
                 }
-                None => shops.push((id, secret)),
+            };
+            let shop = &mut shops[index];
+            shop.id = id;
+            if secret.is_some() {
+                shop.secret = secret;
+            }
+            for (key, _, raw) in env_api {
+                let origin = raw.describe();
+                shop.api.insert(key, (raw.value, origin));
             }
         }
     }

@@ -96,6 +96,28 @@ pub(super) const WOOCOMMERCE_SECRET: Setting = Setting {
     ..env_only("EDX_WEBHOOKS_WOOCOMMERCE_SECRET")
 };
 
+/// The shop's API access, for reconciliation (the environment's shop; a
+/// `[[shopify]]`/`[[woocommerce]]` table has its own keys, `ShopTable::api`).
+pub(super) const SHOPIFY_ACCESS_TOKEN: Setting = Setting {
+    secret: true,
+    ..env_only("EDX_WEBHOOKS_SHOPIFY_ACCESS_TOKEN")
+};
+pub(super) const SHOPIFY_API_VERSION: Setting = env_only("EDX_WEBHOOKS_SHOPIFY_API_VERSION");
+pub(super) const SHOPIFY_API_URL: Setting = env_only("EDX_WEBHOOKS_SHOPIFY_API_URL");
+pub(super) const WOOCOMMERCE_CONSUMER_KEY: Setting = Setting {
+    secret: true,
+    ..env_only("EDX_WEBHOOKS_WOOCOMMERCE_CONSUMER_KEY")
+};
+pub(super) const WOOCOMMERCE_CONSUMER_SECRET: Setting = Setting {
+    secret: true,
+    ..env_only("EDX_WEBHOOKS_WOOCOMMERCE_CONSUMER_SECRET")
+};
+pub(super) const WOOCOMMERCE_API_URL: Setting = env_only("EDX_WEBHOOKS_WOOCOMMERCE_API_URL");
+pub(super) const RECONCILE_INTERVAL: Setting =
+    setting("EDX_WEBHOOKS_RECONCILE_INTERVAL", "reconcile_interval");
+pub(super) const RECONCILE_LOOKBACK: Setting =
+    setting("EDX_WEBHOOKS_RECONCILE_LOOKBACK", "reconcile_lookback");
+
 pub(super) const REQUIRE_PAYMENT: Setting = Setting {
     aliases: &["DJANGO_WEBHOOK_RECEIVER_SETTINGS_WOOCOMMERCE_REQUIRE_PAYMENT"],
     ..setting("EDX_WEBHOOKS_REQUIRE_PAYMENT", "require_payment")
@@ -180,6 +202,8 @@ pub(super) const FILE_SETTINGS: &[&Setting] = &[
     &ADMIN_PASSWORD,
     &ADMIN_PASSWORD_HASH,
     &UNENROLL_ON_CANCEL,
+    &RECONCILE_INTERVAL,
+    &RECONCILE_LOOKBACK,
     &LOG_FORMAT,
     &LOG_LEVEL,
 ];
@@ -203,6 +227,14 @@ pub(super) const ALL: &[&Setting] = &[
     &SHOPIFY_API_KEY,
     &WOOCOMMERCE_SOURCE,
     &WOOCOMMERCE_SECRET,
+    &SHOPIFY_ACCESS_TOKEN,
+    &SHOPIFY_API_VERSION,
+    &SHOPIFY_API_URL,
+    &WOOCOMMERCE_CONSUMER_KEY,
+    &WOOCOMMERCE_CONSUMER_SECRET,
+    &WOOCOMMERCE_API_URL,
+    &RECONCILE_INTERVAL,
+    &RECONCILE_LOOKBACK,
     &REQUIRE_PAYMENT,
     &SKU_PREFIX,
     &AUTO_ENROLL,
@@ -236,12 +268,20 @@ pub(super) struct ShopTable {
     pub id: &'static str,
     /// The key of its signing secret.
     pub secret: &'static str,
+    /// The keys of its API access, each with the environment setting it
+    /// mirrors (which says whether it is a secret).
+    pub api: &'static [(&'static str, &'static Setting)],
 }
 
 pub(super) const SHOPIFY_TABLE: ShopTable = ShopTable {
     name: "shopify",
     id: "shop_domain",
     secret: "api_key",
+    api: &[
+        ("access_token", &SHOPIFY_ACCESS_TOKEN),
+        ("api_version", &SHOPIFY_API_VERSION),
+        ("api_url", &SHOPIFY_API_URL),
+    ],
 };
 /// The config file's product table: `[[products]]` with these keys.
 pub(super) const PRODUCTS_TABLE: &str = "products";
@@ -251,6 +291,11 @@ pub(super) const WOOCOMMERCE_TABLE: ShopTable = ShopTable {
     name: "woocommerce",
     id: "source",
     secret: "secret",
+    api: &[
+        ("consumer_key", &WOOCOMMERCE_CONSUMER_KEY),
+        ("consumer_secret", &WOOCOMMERCE_CONSUMER_SECRET),
+        ("api_url", &WOOCOMMERCE_API_URL),
+    ],
 };
 
 #[cfg(test)]

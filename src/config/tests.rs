@@ -101,6 +101,7 @@ fn every_setting_from_the_environment() {
         [ShopifyShop {
             domain: "a.myshopify.com".into(),
             api_key: Some(Secret::new("shopify-key")),
+            api: None,
         }]
     );
     assert_eq!(
@@ -108,6 +109,7 @@ fn every_setting_from_the_environment() {
         [WooCommerceShop {
             source: "https://shop.example.com/".into(),
             secret: Some(Secret::new("woo-secret")),
+            api: None,
         }]
     );
     assert!(config.require_payment && config.unenroll_on_cancel);
@@ -587,6 +589,7 @@ fn a_shop_without_a_key_is_kept_switched_off() {
         [ShopifyShop {
             domain: "a.myshopify.com".into(),
             api_key: None,
+            api: None,
         }]
     );
     let (_file, sources) = with_file("[[woocommerce]]\nsource = \"https://shop.example.com\"\n");

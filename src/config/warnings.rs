@@ -123,6 +123,7 @@ mod tests {
         config.shopify = vec![ShopifyShop {
             domain: "a.myshopify.com".into(),
             api_key: Some(Secret::new("k")),
+            api: None,
         }];
         assert!(config.warnings().is_empty(), "{:?}", config.warnings());
 

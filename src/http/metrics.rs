@@ -34,5 +34,11 @@ async fn figures(store: &Store, settings_warnings: usize) -> Result<StoreFigures
         enrollments: store.count_enrollments().await?,
         oldest_pending: store.oldest_due_pending().await?,
         lms_misconfigured: store.lms_status().await?.misconfigured.is_some(),
+        reconcile_last_success: store
+            .reconciliations()
+            .await?
+            .into_iter()
+            .map(|r| (r.platform, r.shop, r.last_success_at_ms))
+            .collect(),
     })
 }

@@ -95,6 +95,13 @@ pub fn order_detail(detail: &OrderDetail) -> String {
     );
     let _ = writeln!(out, "  received: {}", time(o.created_at_ms));
     let _ = writeln!(out, "  updated:  {}", time(o.updated_at_ms));
+    if let Some(at) = detail.found_by_reconciliation_at_ms {
+        let _ = writeln!(
+            out,
+            "  found by reconciliation: {} (fetched from the shop's API; no webhook had brought it)",
+            time(at)
+        );
+    }
 
     let _ = writeln!(out, "\nItems ({})", detail.items.len());
     for item in &detail.items {
@@ -314,6 +321,29 @@ pub fn settings(list: &[crate::config::SettingNames]) -> String {
         &["ENVIRONMENT", "FILE KEY", "SECRET", "ALSO ACCEPTED"],
         &rows,
     )
+}
+
+/// What `reconcile` did, a line per shop.
+pub fn reconciled(reports: &[crate::reconcile::ShopReport]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let run = &report.run;
+        let _ = write!(out, "{} {}: ", report.platform, report.shop);
+        if report.skipped {
+            out.push_str("skipped: another process is reconciling it\n");
+            continue;
+        }
+        let _ = write!(
+            out,
+            "{} fetched, {} new, {} changed, {} unchanged, {} refused",
+            run.fetched, run.new, run.changed, run.unchanged, run.refused
+        );
+        if let Some(error) = &run.error {
+            let _ = write!(out, "; could not be reconciled: {error}");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]

@@ -217,6 +217,7 @@ mod tests {
         let shop = |domain: &str, key: Option<&str>| ShopifyShop {
             domain: domain.into(),
             api_key: key.map(Secret::new),
+            api: None,
         };
         vec![
             shop(" Example-Academy.myshopify.com ", Some(KEY)),

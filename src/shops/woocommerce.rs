@@ -181,6 +181,7 @@ mod tests {
         let shop = |source: &str, secret: Option<&str>| WooCommerceShop {
             source: source.into(),
             secret: secret.map(Secret::new),
+            api: None,
         };
         vec![
             shop("https://Shop.Example.com", Some(SECRET)),

@@ -336,6 +336,9 @@ pub struct OrderDetail {
     pub order: OrderSummary,
     pub items: Vec<ItemDetail>,
     pub requests: Vec<StoredRequest>,
+    /// When reconciliation first brought this order something no webhook
+    /// had (it fetched the order from the shop's API); `None`: webhooks did it all.
+    pub found_by_reconciliation_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -403,6 +406,41 @@ pub struct RecentFailure {
     pub course_key: Option<String>,
     pub reason: Option<String>,
     pub failed_at_ms: i64,
+}
+
+/// One reconciliation of one shop, as it went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileRun {
+    /// Orders the shop's API returned.
+    pub fetched: u64,
+    /// Orders no webhook had brought at all.
+    pub new: u64,
+    /// Orders we had, to which the fetched state brought something new.
+    pub changed: u64,
+    /// Orders we had as they are: nothing stored.
+    pub unchanged: u64,
+    /// Orders refused (not an order we can read), stored with the reason.
+    pub refused: u64,
+    /// The newest `updated_at` taken, in Unix ms.
+    #[serde(skip)]
+    pub watermark: Option<i64>,
+    /// Why the shop could not be reconciled.
+    pub error: Option<String>,
+}
+
+/// A shop's reconciliation as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconciliationView {
+    pub platform: String,
+    pub shop: String,
+    /// The newest order change taken so far.
+    pub watermark_ms: Option<i64>,
+    pub last_run_at_ms: Option<i64>,
+    pub last_success_at_ms: Option<i64>,
+    /// The last run's counts and error.
+    pub last: ReconcileRun,
+    /// Orders that reconciliation brought something no webhook had, all runs.
+    pub found_total: u64,
 }
 
 /// What `prune` deleted.
@@ -721,6 +759,38 @@ impl Store {
     /// that still needs work or attention.
     pub async fn prune(&self, older_than: Duration) -> Result<PruneReport, StoreError> {
         self.db.prune(older_than).await
+    }
+
+    /// Takes the right to reconcile a shop for `lease` (from the database's
+    /// clock): its token and the shop's watermark, or `None` while another
+    /// process holds it.
+    pub async fn claim_reconciliation(
+        &self,
+        platform: Platform,
+        shop: &str,
+        lease: Duration,
+    ) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        self.db
+            .claim_reconciliation(platform.as_str(), shop, lease)
+            .await
+    }
+
+    /// Records a run and gives the shop back; false when the lease was lost.
+    pub async fn finish_reconciliation(
+        &self,
+        platform: Platform,
+        shop: &str,
+        token: &str,
+        run: &ReconcileRun,
+    ) -> Result<bool, StoreError> {
+        self.db
+            .finish_reconciliation(platform.as_str(), shop, token, run)
+            .await
+    }
+
+    /// Every shop's last reconciliation.
+    pub async fn reconciliations(&self) -> Result<Vec<ReconciliationView>, StoreError> {
+        self.db.reconciliations().await
     }
 
     /// How long the longest-waiting due enrollment has been due (zero when

@@ -302,7 +302,7 @@ on_each_database! {
         let original = refused.json::<serde_json::Value>().await.unwrap()["request"].as_i64().unwrap();
         // The operator fixes the shop's settings and replays it.
         let mut fixed = edx_webhooks::config::Config::defaults();
-        fixed.shopify = vec![edx_webhooks::config::ShopifyShop { domain: SHOP.into(), api_key: Some(Secret::new(crate::helpers::SHOPIFY_KEY)) }];
+        fixed.shopify = vec![edx_webhooks::config::ShopifyShop { domain: SHOP.into(), api_key: Some(Secret::new(crate::helpers::SHOPIFY_KEY)), api: None }];
         let replayed = edx_webhooks::operator::replay(&app.store, &fixed, original).await.unwrap();
         let replay = replayed.verdict.request_id.expect("a replayed delivery is stored");
         assert_eq!(replayed.verdict.http_status, 200);

@@ -113,10 +113,12 @@ pub async fn test_config(db: Db, lms: &FakeLms, dir: &TempDir) -> Config {
     config.shopify = vec![ShopifyShop {
         domain: SHOP.into(),
         api_key: Some(Secret::new(SHOPIFY_KEY)),
+        api: None,
     }];
     config.woocommerce = vec![WooCommerceShop {
         source: WOO_SOURCE.into(),
         secret: Some(Secret::new(WOO_SECRET)),
+        api: None,
     }];
     config
 }

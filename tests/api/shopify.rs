@@ -195,6 +195,7 @@ async fn a_shop_with_an_empty_secret_refuses_a_body_signed_with_the_empty_key(db
         c.shopify.push(edx_webhooks::config::ShopifyShop {
             domain: "keyless.myshopify.com".into(),
             api_key: None,
+            api: None,
         })
     })
     .await;

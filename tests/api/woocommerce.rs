@@ -300,6 +300,7 @@ async fn a_source_without_a_secret_refuses_a_body_signed_with_the_empty_key(db: 
         c.woocommerce.push(WooCommerceShop {
             source: "https://keyless.example.com/".into(),
             secret: None,
+            api: None,
         })
     })
     .await;
@@ -432,6 +433,7 @@ async fn a_source_sent_with_a_trailing_slash_matches_one_configured_without(db: 
         c.woocommerce = vec![WooCommerceShop {
             source: configured.into(),
             secret: Some(Secret::new(WOO_SECRET)),
+            api: None,
         }]
     })
     .await;
@@ -651,6 +653,7 @@ async fn two_shops_with_the_same_order_id_are_two_orders(db: Db) {
         c.woocommerce.push(WooCommerceShop {
             source: second.into(),
             secret: Some(Secret::new("second-secret")),
+            api: None,
         })
     })
     .await;

@@ -83,6 +83,19 @@ struct DashboardPage {
     oldest_waiting: Option<String>,
     oldest_waiting_exact: String,
     failures: Vec<FailureRow>,
+    reconciliations: Vec<ReconcileRow>,
+}
+
+/// A shop's last reconciliation, as the dashboard shows it.
+struct ReconcileRow {
+    shop: String,
+    platform: String,
+    last_run: String,
+    last_success: String,
+    found_last: u64,
+    found_total: u64,
+    fetched_last: u64,
+    error: Option<String>,
 }
 
 pub async fn dashboard(
@@ -163,7 +176,26 @@ pub async fn dashboard(
         0..=999 => "due now".to_owned(),
         _ => format!("next try {}", view::relative(due, now)),
     });
+    let reconciliations = state
+        .store
+        .reconciliations()
+        .await?
+        .into_iter()
+        .map(|r| ReconcileRow {
+            shop: r.shop,
+            platform: r.platform,
+            last_run: r.last_run_at_ms.map_or_else(|| "never".into(), view::time),
+            last_success: r
+                .last_success_at_ms
+                .map_or_else(|| "never".into(), view::time),
+            found_last: r.last.new + r.last.changed,
+            found_total: r.found_total,
+            fetched_last: r.last.fetched,
+            error: r.last.error.map(|e| redactor.clean(&e).into_owned()),
+        })
+        .collect();
     let page = DashboardPage {
+        reconciliations,
         csrf: operator.csrf.clone(),
         nav: Some(Nav::new(operator, "dashboard")),
         notice: notice.message(),
@@ -475,6 +507,8 @@ pub struct OrderPage {
     updated: String,
     items: Vec<ItemBlock>,
     requests: Vec<RequestBlock>,
+    /// When reconciliation brought this order what no webhook had.
+    found_by_reconciliation: Option<String>,
 }
 
 /// A correction the operator typed that could not be taken, shown at its item.
@@ -568,6 +602,7 @@ pub async fn order_page(
         })
         .collect();
     let page = OrderPage {
+        found_by_reconciliation: detail.found_by_reconciliation_at_ms.map(view::time),
         csrf: operator.csrf.clone(),
         nav: Some(Nav::new(operator, "orders")),
         notice,

@@ -1,6 +1,7 @@
 //! What operators read: order lists with search, an order with everything
 //! stored about it, stored requests, the dashboard's counts.
 
+use crate::domain::FETCHED_ENDPOINT_PREFIX;
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
@@ -130,7 +131,7 @@ impl SqlStore {
             })
             .collect();
 
-        let requests = sqlx::query(self.sql(&format!(
+        let requests: Vec<StoredRequest> = sqlx::query(self.sql(&format!(
             "SELECT {STORED_REQUEST_COLUMNS} FROM requests WHERE order_id = ? ORDER BY id"
         )))
         .bind(order_id)
@@ -140,10 +141,15 @@ impl SqlStore {
         .map(stored_request)
         .collect::<Result<_, _>>()?;
 
+        let found_by_reconciliation_at_ms = requests
+            .iter()
+            .find(|r| r.endpoint.starts_with(FETCHED_ENDPOINT_PREFIX))
+            .map(|r| r.received_at_ms);
         Ok(OrderDetail {
             order,
             items,
             requests,
+            found_by_reconciliation_at_ms,
         })
     }
 

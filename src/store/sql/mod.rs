@@ -7,6 +7,7 @@ mod deliveries;
 mod embedded;
 mod operator;
 mod prune;
+mod reconcile;
 mod sessions;
 mod waiting;
 
