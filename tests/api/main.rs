@@ -49,6 +49,7 @@ mod operations;
 mod operator;
 mod processing;
 mod products;
+mod reconcile;
 mod scale_out;
 mod secrets;
 mod service;
