@@ -869,3 +869,96 @@ fn example_env_holds_the_defaults_and_only_known_names() {
     expected.log_filter = Some("info".into());
     assert_eq!(config, expected);
 }
+
+#[test]
+fn shop_api_access_from_the_environment_and_the_file() {
+    let config = load_env(&[
+        ("EDX_WEBHOOKS_SHOPIFY_SHOP_DOMAIN", "a.myshopify.com"),
+        ("EDX_WEBHOOKS_SHOPIFY_API_KEY", "k"),
+        ("EDX_WEBHOOKS_SHOPIFY_ACCESS_TOKEN", "shpat_s3cret"),
+        (
+            "EDX_WEBHOOKS_WOOCOMMERCE_SOURCE",
+            "https://shop.example.com/",
+        ),
+        ("EDX_WEBHOOKS_WOOCOMMERCE_CONSUMER_KEY", "ck_s3cret"),
+        ("EDX_WEBHOOKS_WOOCOMMERCE_CONSUMER_SECRET", "cs_s3cret"),
+        ("EDX_WEBHOOKS_RECONCILE_INTERVAL", "off"),
+        ("EDX_WEBHOOKS_RECONCILE_LOOKBACK", "3d"),
+    ])
+    .unwrap();
+    let shopify = config.shopify[0].api.as_ref().unwrap();
+    assert_eq!(shopify.access_token.expose(), "shpat_s3cret");
+    assert_eq!(shopify.version, DEFAULT_SHOPIFY_API_VERSION);
+    assert_eq!(shopify.url.as_str(), "https://a.myshopify.com/");
+    let woo = config.woocommerce[0].api.as_ref().unwrap();
+    assert_eq!(woo.url.as_str(), "https://shop.example.com/");
+    assert_eq!(config.reconcile_interval, None);
+    assert_eq!(config.reconcile_lookback, Duration::from_secs(3 * 86400));
+    let shown = format!("{config:?}");
+    for secret in ["shpat_s3cret", "ck_s3cret", "cs_s3cret"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert_eq!(
+        Config::defaults().reconcile_interval,
+        Some(Duration::from_secs(900))
+    );
+
+    let (_file, sources) = with_file(
+        r#"
+        reconcile_interval = "5m"
+        [[shopify]]
+        shop_domain = "b.myshopify.com"
+        api_key = "k"
+        access_token = "shpat_file"
+        api_version = "2026-07"
+        api_url = "http://127.0.0.1:9999"
+        [[woocommerce]]
+        source = "https://w.example.com/"
+        secret = "s"
+        consumer_key = "ck"
+        "#,
+    );
+    let err = Config::load(&sources).unwrap_err().to_string();
+    assert!(
+        err.contains("consumer_key set but not consumer_secret"),
+        "{err}"
+    );
+    assert!(!err.contains("\"ck\""), "{err}");
+
+    let (_file, sources) = with_file(
+        "[[shopify]]\nshop_domain = \"b.myshopify.com\"\naccess_token = \"t\"\napi_version = \"latest\"\n",
+    );
+    let err = Config::load(&sources).unwrap_err().to_string();
+    assert!(
+        err.contains("api_version") && err.contains("2026-10"),
+        "{err}"
+    );
+
+    let err = error_of(&[("EDX_WEBHOOKS_SHOPIFY_ACCESS_TOKEN", "t0ken")]);
+    assert!(
+        err.contains("EDX_WEBHOOKS_SHOPIFY_SHOP_DOMAIN") && !err.contains("t0ken"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shop_api_access_in_a_shop_table() {
+    let (_file, sources) = with_file(
+        r#"
+        reconcile_interval = "5m"
+        [[shopify]]
+        shop_domain = "b.myshopify.com"
+        api_key = "k"
+        access_token = "shpat_file"
+        api_version = "2026-07"
+        api_url = "http://127.0.0.1:9999"
+        "#,
+    );
+    let config = Config::load(&sources).unwrap();
+    let api = config.shopify[0].api.as_ref().unwrap();
+    assert_eq!(
+        (api.version.as_str(), api.url.as_str()),
+        ("2026-07", "http://127.0.0.1:9999/")
+    );
+    assert_eq!(config.reconcile_interval, Some(Duration::from_secs(300)));
+}
