@@ -458,3 +458,64 @@ on_each_database! {
         assert_eq!(shown[0].found_total, 2);
     }
 }
+
+/// Logs in to the admin UI; the session cookie to send along.
+async fn admin_session(app: &TestApp, password: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client.get(app.url("/admin/login")).send().await.unwrap();
+    let cookies = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect()
+    };
+    let jar = cookies(&form).join("; ");
+    let body = form.text().await.unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = body.find(marker).unwrap() + marker.len();
+    let csrf = &body[start..start + body[start..].find('"').unwrap()];
+    let answer = client
+        .post(app.url("/admin/login"))
+        .header("Cookie", &jar)
+        .form(&[("csrf", csrf), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    cookies(&answer).join("; ")
+}
+
+on_each_database! {
+    async fn the_dashboard_and_the_order_page_show_what_reconciliation_found(db: Db) {
+        let shopify = MockServer::start().await;
+        Mock::given(method("GET")).and(path(ORDERS)).respond_with(page(&[paid_order(4_700_000_000_001)])).mount(&shopify).await;
+        let (app, _) = spawn(db, |c| {
+            c.admin_password = Some(Secret::new("operator-pass-2026"));
+            c.shopify[0].api = Some(shopify_api(&shopify));
+            c.reconcile_interval = Some(Duration::from_secs(3600));
+        })
+        .await;
+        app.wait_for_order("4700000000001", SHOP, "enrolled").await;
+        let recorded = wait_until(Duration::from_secs(10), || async {
+            app.store.reconciliations().await.unwrap().iter().any(|r| r.last_success_at_ms.is_some())
+        })
+        .await;
+        assert!(recorded);
+        let session = admin_session(&app, "operator-pass-2026").await;
+        let get = |path: String| {
+            let request = app.client.get(app.url(&path)).header("Cookie", &session);
+            async move { request.send().await.unwrap().text().await.unwrap() }
+        };
+        let dashboard = get("/admin".into()).await;
+        assert!(dashboard.contains("Reconciliation with the shops"), "{dashboard}");
+        assert!(dashboard.contains("<td>1 / 1</td>"), "{dashboard}");
+        let id = app.store.find_order("4700000000001", Some(SHOP)).await.unwrap();
+        let order = get(format!("/admin/orders/{id}")).await;
+        assert!(order.contains("id=\"found-by-reconciliation\""), "{order}");
+        assert!(!order.contains(TOKEN) && !dashboard.contains(TOKEN));
+    }
+}
