@@ -106,6 +106,29 @@ async fn error_text(response: Response) -> String {
     text.chars().take(300).collect()
 }
 
+/// The largest page of orders read (250 orders of a busy shop fit many times over).
+const MAX_PAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A page's JSON, read within `MAX_PAGE_BYTES`.
+async fn read_json(mut response: Response) -> Result<Value, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ApiError::Unreachable(format!("the orders page could not be read: {e}")))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_PAGE_BYTES {
+            return Err(ApiError::Answer(format!(
+                "an orders page is larger than {} MiB",
+                MAX_PAGE_BYTES / 1024 / 1024
+            )));
+        }
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Answer(format!("the orders page is not JSON: {e}")))
+}
+
 fn orders_of(list: &[Value], updated: &str) -> Vec<FetchedOrder> {
     list.iter()
         .map(|order| FetchedOrder {
@@ -146,10 +169,7 @@ pub async fn shopify_orders(
         .await?;
         let response = shopify_ok(response).await?;
         next = next_link(response.headers());
-        let json: Value = response
-            .json()
-            .await
-            .map_err(|e| ApiError::Answer(format!("the orders page is not JSON: {e}")))?;
+        let json = read_json(response).await?;
         let list = json
             .get("orders")
             .and_then(Value::as_array)
@@ -300,10 +320,7 @@ pub async fn woocommerce_orders(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(1);
-        let json: Value = response
-            .json()
-            .await
-            .map_err(|e| ApiError::Answer(format!("the orders page is not JSON: {e}")))?;
+        let json = read_json(response).await?;
         let list = json
             .as_array()
             .ok_or_else(|| ApiError::Answer("the orders page is not a list".into()))?;
