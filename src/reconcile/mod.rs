@@ -74,12 +74,25 @@ impl Reconciler {
     /// Reconciles every shop (or those matching `only`) once. `since`
     /// overrides the watermark: orders changed in that last stretch.
     pub async fn run_once(&self, since: Option<Duration>, only: Option<&str>) -> Vec<ShopReport> {
+        self.run_until(since, only, &CancellationToken::new()).await
+    }
+
+    /// The same, stopping early (the shop being fetched given back) once `stop` is cancelled.
+    async fn run_until(
+        &self,
+        since: Option<Duration>,
+        only: Option<&str>,
+        stop: &CancellationToken,
+    ) -> Vec<ShopReport> {
         let mut reports = Vec::new();
         for (platform, shop) in self.shops() {
             if only.is_some_and(|o| !same_shop(o, &shop)) {
                 continue;
             }
-            reports.push(self.reconcile_shop(platform, &shop, since).await);
+            if stop.is_cancelled() {
+                break;
+            }
+            reports.push(self.reconcile_shop(platform, &shop, since, stop).await);
         }
         reports
     }
@@ -90,6 +103,7 @@ impl Reconciler {
         platform: Platform,
         shop: &str,
         since: Option<Duration>,
+        stop: &CancellationToken,
     ) -> ShopReport {
         let report = |run: ReconcileRun, skipped| ShopReport {
             platform: platform.as_str(),
@@ -117,12 +131,24 @@ impl Reconciler {
             (None, Some(mark)) => mark - OVERLAP.as_millis() as i64,
             (None, None) => now - self.config.reconcile_lookback.as_millis() as i64,
         };
-        let run = match self.fetch(platform, shop, since_ms).await {
-            Ok(orders) => self.take_all(platform, shop, orders).await,
-            Err(e) => ReconcileRun {
-                error: Some(e.to_string()),
-                ..ReconcileRun::default()
-            },
+        let work = async {
+            match self.fetch(platform, shop, since_ms).await {
+                Ok(orders) => self.take_all(platform, shop, orders, now).await,
+                Err(e) => ReconcileRun {
+                    error: Some(e.to_string()),
+                    ..ReconcileRun::default()
+                },
+            }
+        };
+        let run = tokio::select! {
+            run = work => run,
+            _ = stop.cancelled() => {
+                // What was taken is stored; the next run starts from the same watermark.
+                if let Err(e) = self.store.release_reconciliation(platform, shop, &token).await {
+                    warn!(%platform, shop, error = %e, "could not give the shop back; its lease runs out by itself");
+                }
+                return report(ReconcileRun::default(), true);
+            }
         };
         for (result, count) in [
             ("new", run.new),
@@ -206,6 +232,7 @@ impl Reconciler {
         platform: Platform,
         shop: &str,
         orders: Vec<FetchedOrder>,
+        now: i64,
     ) -> ReconcileRun {
         let policy = IntakePolicy::from_config(&self.config);
         let headers = axum::http::HeaderMap::new();
@@ -261,7 +288,8 @@ impl Reconciler {
                 }
             }
         }
-        run.watermark = newest;
+        // A shop's clock ahead of ours must not push the watermark past now.
+        run.watermark = newest.map(|mark| mark.min(now));
         run
     }
 
@@ -269,10 +297,7 @@ impl Reconciler {
     pub fn spawn(self, interval: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = self.run_once(None, None) => {}
-                }
+                self.run_until(None, None, &stop).await;
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(interval) => {}

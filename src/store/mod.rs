@@ -788,6 +788,18 @@ impl Store {
             .await
     }
 
+    /// Gives a shop back without recording a run (the process is stopping).
+    pub async fn release_reconciliation(
+        &self,
+        platform: Platform,
+        shop: &str,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        self.db
+            .release_reconciliation(platform.as_str(), shop, token)
+            .await
+    }
+
     /// Every shop's last reconciliation.
     pub async fn reconciliations(&self) -> Result<Vec<ReconciliationView>, StoreError> {
         self.db.reconciliations().await

@@ -97,6 +97,24 @@ impl SqlStore {
         })
     }
 
+    pub async fn release_reconciliation(
+        &self,
+        platform: &str,
+        shop: &str,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(self.sql(
+            "UPDATE reconciliations SET lease_token = NULL, lease_until = NULL \
+             WHERE platform = ? AND shop = ? AND lease_token = ?",
+        ))
+        .bind(platform.to_owned())
+        .bind(clip(shop, 255).to_owned())
+        .bind(token.to_owned())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     pub async fn reconciliations(&self) -> Result<Vec<ReconciliationView>, StoreError> {
         let rows = sqlx::query(self.sql(
             "SELECT platform, shop, watermark, last_run_at, last_success_at, last_fetched, last_new, \
