@@ -271,7 +271,8 @@ impl Reconciler {
             {
                 Ok(taken) => {
                     let verdict = taken.verdict;
-                    if !verdict.trusted() {
+                    // Ignored: the order could not be stored, and says why.
+                    if !verdict.trusted() || verdict.acceptance == Some(Acceptance::Ignored) {
                         run.refused += 1;
                     } else if verdict.acceptance == Some(Acceptance::Duplicate) {
                         run.unchanged += 1;

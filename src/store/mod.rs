@@ -419,7 +419,8 @@ pub struct ReconcileRun {
     pub changed: u64,
     /// Orders we had as they are: nothing stored.
     pub unchanged: u64,
-    /// Orders refused (not an order we can read), stored with the reason.
+    /// Orders refused (not an order we can read, or one the database would
+    /// not take), stored with the reason.
     pub refused: u64,
     /// The newest `updated_at` taken, in Unix ms.
     #[serde(skip)]
