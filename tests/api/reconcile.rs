@@ -225,6 +225,20 @@ on_each_database! {
         let (_, shown, _) = cli(&app, &["orders", "show", &id.to_string(), "--json"], &[]).await;
         let shown: Value = serde_json::from_str(&shown).unwrap();
         assert!(shown["found_by_reconciliation_at_ms"].is_i64(), "{shown}");
+        // A fetched request replays as fetched: nothing new now, nothing stored.
+        let fetched = detail.requests[0].id.to_string();
+        let (code, replayed, _) = cli(&app, &["webhooks", "replay", &fetched], &[]).await;
+        assert_eq!(code, 0, "{replayed}");
+        assert!(replayed.contains("200 duplicate (nothing new, not stored)"), "{replayed}");
+        let api = [
+            ("EDX_WEBHOOKS_SHOPIFY_ACCESS_TOKEN", TOKEN.to_owned()),
+            ("EDX_WEBHOOKS_SHOPIFY_API_URL", shopify.uri()),
+        ];
+        let (code, _, stderr) = cli(&app, &["reconcile", "--shop", "other.myshopify.com"], &api).await;
+        assert_eq!(code, 2, "{stderr}");
+        let (code, _, stderr) = cli(&app, &["reconcile"], &[]).await;
+        assert_eq!(code, 2, "no shop has API access: {stderr}");
+        assert!(stderr.contains("EDX_WEBHOOKS_SHOPIFY_ACCESS_TOKEN"), "{stderr}");
     }
 
     async fn the_periodic_run_enrolls_woocommerce_orders_over_three_pages(db: Db) {
