@@ -25,6 +25,8 @@ use api::{ApiError, FetchedOrder, WooAuth};
 pub const OVERLAP: Duration = Duration::from_secs(5 * 60);
 /// How long a process holds a shop while reconciling it.
 const LEASE: Duration = Duration::from_secs(15 * 60);
+/// Fetched orders taken in at once.
+const IN_FLIGHT: usize = 32;
 /// One API request's limit.
 const API_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -235,58 +237,59 @@ impl Reconciler {
         now: i64,
     ) -> ReconcileRun {
         let policy = IntakePolicy::from_config(&self.config);
-        let headers = axum::http::HeaderMap::new();
         let mut run = ReconcileRun {
             fetched: orders.len() as u64,
             ..ReconcileRun::default()
         };
         let mut newest: Option<i64> = None;
-        for order in orders {
-            let record = RequestRecord {
-                platform,
-                method: "GET".into(),
-                endpoint: intake::fetched_endpoint(platform),
-                source_ip: None,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body_size: order.body.len() as u64,
-                body_truncated: false,
-                body: order.body,
-                envelope: Envelope {
-                    shop: Some(shop.to_owned()),
-                    topic: None,
-                    webhook_id: None,
-                },
-                fetched: true,
-            };
-            let arrival = Arrival::Fetched { platform, shop };
-            match intake::take(
-                &self.store,
-                &self.config,
-                policy.clone(),
-                arrival,
-                &headers,
-                &record,
-            )
-            .await
-            {
-                Ok(taken) => {
-                    let verdict = taken.verdict;
-                    // Ignored: the order could not be stored, and says why.
-                    if !verdict.trusted() || verdict.acceptance == Some(Acceptance::Ignored) {
-                        run.refused += 1;
-                    } else if verdict.acceptance == Some(Acceptance::Duplicate) {
-                        run.unchanged += 1;
-                    } else if verdict.created_order {
-                        run.new += 1;
-                    } else {
-                        run.changed += 1;
+        let mut orders = orders.into_iter().peekable();
+        while orders.peek().is_some() {
+            // Several at once: the intake writer commits them together.
+            let mut batch = tokio::task::JoinSet::new();
+            for order in orders.by_ref().take(IN_FLIGHT) {
+                let (store, config) = (self.store.clone(), self.config.clone());
+                let policy = policy.clone();
+                let shop = shop.to_owned();
+                batch.spawn(async move {
+                    let record = fetched_record(platform, &shop, order.body);
+                    let arrival = Arrival::Fetched {
+                        platform,
+                        shop: &shop,
+                    };
+                    let headers = axum::http::HeaderMap::new();
+                    let taken =
+                        intake::take(&store, &config, policy, arrival, &headers, &record).await;
+                    (taken, order.updated_at_ms)
+                });
+            }
+            while let Some(joined) = batch.join_next().await {
+                let (taken, updated_at_ms) = match joined {
+                    Ok(done) => done,
+                    Err(e) => {
+                        run.error = Some(format!("could not take a fetched order: {e}"));
+                        continue;
                     }
-                    newest = newest.max(order.updated_at_ms);
+                };
+                match taken {
+                    Ok(taken) => {
+                        let verdict = taken.verdict;
+                        // Ignored: the order could not be stored, and says why.
+                        if !verdict.trusted() || verdict.acceptance == Some(Acceptance::Ignored) {
+                            run.refused += 1;
+                        } else if verdict.acceptance == Some(Acceptance::Duplicate) {
+                            run.unchanged += 1;
+                        } else if verdict.created_order {
+                            run.new += 1;
+                        } else {
+                            run.changed += 1;
+                        }
+                        newest = newest.max(updated_at_ms);
+                    }
+                    Err(e) => run.error = Some(format!("could not store a fetched order: {e}")),
                 }
-                Err(e) => {
-                    run.error = Some(format!("could not store a fetched order: {e}"));
-                    return run;
-                }
+            }
+            if run.error.is_some() {
+                return run;
             }
         }
         // A shop's clock ahead of ours must not push the watermark past now.
@@ -305,6 +308,26 @@ impl Reconciler {
                 }
             }
         })
+    }
+}
+
+/// A fetched order as a stored request: marked fetched, no credential in it.
+fn fetched_record(platform: Platform, shop: &str, body: Vec<u8>) -> RequestRecord {
+    RequestRecord {
+        platform,
+        method: "GET".into(),
+        endpoint: intake::fetched_endpoint(platform),
+        source_ip: None,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body_size: body.len() as u64,
+        body_truncated: false,
+        body,
+        envelope: Envelope {
+            shop: Some(shop.to_owned()),
+            topic: None,
+            webhook_id: None,
+        },
+        fetched: true,
     }
 }
 
