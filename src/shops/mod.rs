@@ -1,6 +1,8 @@
 //! Verifying and parsing shop deliveries: pure functions from a request's
 //! headers and body to the domain's `Delivery`, or to the reason it is refused.
 
+#[cfg(test)]
+mod proptests;
 pub mod shopify;
 pub mod woocommerce;
 
