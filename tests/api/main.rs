@@ -42,6 +42,7 @@ mod deploy;
 mod first_hour;
 mod helpers;
 mod hostile;
+mod hostile_requests;
 mod lifecycle;
 mod limits;
 mod lms;

@@ -154,6 +154,11 @@ impl Service {
         self.address
     }
 
+    /// The process id, e.g. to read its memory use from `/proc`.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }
