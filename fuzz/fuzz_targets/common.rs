@@ -20,10 +20,12 @@ pub fn config() -> Config {
     config.shopify = vec![ShopifyShop {
         domain: DOMAIN.into(),
         api_key: Some(Secret::new(KEY)),
+        api: None,
     }];
     config.woocommerce = vec![WooCommerceShop {
         source: SOURCE.into(),
         secret: Some(Secret::new(KEY)),
+        api: None,
     }];
     config
 }

@@ -24,10 +24,12 @@ fn config() -> Config {
     config.shopify = vec![ShopifyShop {
         domain: DOMAIN.into(),
         api_key: Some(Secret::new(KEY)),
+        api: None,
     }];
     config.woocommerce = vec![WooCommerceShop {
         source: SOURCE.into(),
         secret: Some(Secret::new(KEY)),
+        api: None,
     }];
     config
 }
