@@ -45,6 +45,8 @@ pub enum Reply {
     ExpireTokens,
     /// Does what was asked, then answers with this status (the answer is lost).
     AfterDoing(u16),
+    /// A status with this body as `text/html` (a proxy's error page, a login page).
+    Html(u16, &'static str),
 }
 
 /// An enrollment with a mode, as the Enrollment API keeps it.
@@ -385,6 +387,10 @@ impl Respond for BulkEnrollView {
                 return ResponseTemplate::new(401)
                     .set_body_json(json!({"detail": "Error decoding token."}));
             }
+            Some(Reply::Html(code, body)) => {
+                return ResponseTemplate::new(code)
+                    .set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8")
+            }
             Some(Reply::AfterDoing(_)) | None => {}
         }
         let course = call.field("courses").to_owned();
@@ -495,6 +501,10 @@ impl Respond for EnrollmentApi {
                 state.valid_tokens.clear();
                 return ResponseTemplate::new(401)
                     .set_body_json(json!({"detail": "Error decoding token."}));
+            }
+            Some(Reply::Html(code, body)) => {
+                return ResponseTemplate::new(code)
+                    .set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8")
             }
             Some(Reply::AfterDoing(code)) => Some(code),
             None => None,

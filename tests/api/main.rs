@@ -39,6 +39,7 @@ mod browser;
 mod cancellations;
 mod cli;
 mod deploy;
+mod faults;
 mod first_hour;
 mod helpers;
 mod hostile;
