@@ -9,8 +9,7 @@ use toml::{Table, Value};
 
 use super::error::{shown, REDACTED};
 use super::settings::{
-    Setting, ShopTable, FILE_SETTINGS, PRODUCTS_TABLE, PRODUCT_KEYS, SHOPIFY_TABLE,
-    WOOCOMMERCE_TABLE,
+    Setting, ShopTable, ALL, PRODUCTS_TABLE, PRODUCT_KEYS, SHOPIFY_TABLE, WOOCOMMERCE_TABLE,
 };
 use super::sources::Origin;
 use super::ConfigError;
@@ -93,7 +92,7 @@ fn parse(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
         } else if key == PRODUCTS_TABLE {
             layer.products = products(path, value)?;
         } else {
-            let Some((setting, known)) = FILE_SETTINGS
+            let Some((setting, known)) = ALL
                 .iter()
                 .find_map(|s| Some((*s, s.key.filter(|k| *k == key)?)))
             else {
@@ -307,7 +306,7 @@ fn product(path: &Path, number: usize, entry: Value) -> Result<FileProduct, Conf
 }
 
 fn known_keys() -> String {
-    let flat = FILE_SETTINGS.iter().filter_map(|s| s.key);
+    let flat = ALL.iter().filter_map(|s| s.key);
     let tables = [SHOPIFY_TABLE.name, WOOCOMMERCE_TABLE.name, PRODUCTS_TABLE]
         .map(|name| format!("[[{name}]]"));
     flat.map(str::to_owned)

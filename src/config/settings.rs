@@ -174,42 +174,8 @@ pub(super) const LOG_LEVEL: Setting = Setting {
     ..setting("RUST_LOG", "log_level")
 };
 
-/// Every setting with a flat key in the config file.
-pub(super) const FILE_SETTINGS: &[&Setting] = &[
-    &LISTEN,
-    &DATABASE_URL,
-    &LMS_BASE_URL,
-    &OAUTH2_CLIENT_ID,
-    &OAUTH2_CLIENT_SECRET,
-    &REQUIRE_PAYMENT,
-    &SKU_PREFIX,
-    &AUTO_ENROLL,
-    &SEND_ENROLLMENT_EMAIL,
-    &RETRY_DELAY,
-    &RETRY_MAX_DELAY,
-    &MAX_ATTEMPTS,
-    &ACCOUNT_RECHECK_MAX,
-    &ACCOUNT_WAIT,
-    &BATCH_SIZE,
-    &LMS_RATE_LIMIT,
-    &LMS_TIMEOUT,
-    &WORKERS,
-    &MAX_BODY,
-    &HEADER_TIMEOUT,
-    &MAX_CONNECTIONS,
-    &REQUEST_MEMORY,
-    &TRUSTED_PROXIES,
-    &ADMIN_PASSWORD,
-    &ADMIN_PASSWORD_HASH,
-    &UNENROLL_ON_CANCEL,
-    &RECONCILE_INTERVAL,
-    &RECONCILE_LOOKBACK,
-    &LOG_FORMAT,
-    &LOG_LEVEL,
-];
-
-/// Every setting, for `edx-webhooks settings`; a test below checks that no
-/// `Setting` of this file is missing.
+/// Every setting, for `edx-webhooks settings` and the config file (those with
+/// a `key`); a test below checks that no `Setting` of this file is missing.
 pub(super) const ALL: &[&Setting] = &[
     &CONFIG_FILE,
     &LISTEN,
