@@ -411,13 +411,22 @@ impl EnrollmentState {
         use EnrollmentState::*;
         match self {
             // Payment arrives, a worker retries, an operator retries, or an
-            // enrolled learner is to be unenrolled after a cancellation.
-            Pending => &[AwaitingPayment, AwaitingAccount, Pending, Failed, Enrolled],
+            // enrolled learner is to be unenrolled after a cancellation (also
+            // one that came while the enrollment call was in flight).
+            Pending => &[
+                AwaitingPayment,
+                AwaitingAccount,
+                Pending,
+                Failed,
+                Enrolled,
+                Cancelled,
+            ],
             AwaitingPayment => &[],
             // The LMS knows no account for a paid seat's learner (406).
             AwaitingAccount => &[Pending],
-            // The learner registered (or had an account) and got the seat.
-            Enrolled => &[Pending, AwaitingAccount],
+            // The learner registered (or had an account) and got the seat, or
+            // the call in flight when the order was cancelled enrolled them.
+            Enrolled => &[Pending, AwaitingAccount, Cancelled],
             Skipped => &[Pending, AwaitingPayment],
             // The wait for an account ran out, or the seat was refused.
             Failed => &[Pending, AwaitingPayment, AwaitingAccount],
@@ -661,7 +670,12 @@ mod tests {
         assert!(Failed.can_become(Pending));
         assert!(!Enrolled.can_become(Failed));
         assert!(!Enrolled.can_become(Cancelled));
-        assert!(!Cancelled.can_become(Pending));
+        assert!(!Cancelled.can_become(AwaitingPayment));
+        assert!(!Cancelled.can_become(Failed));
+        // An enrollment call in flight when the order was cancelled: its
+        // result is recorded, then undone where asked to.
+        assert!(Cancelled.can_become(Enrolled));
+        assert!(Cancelled.can_become(Pending));
         assert!(!Skipped.can_become(Pending));
         assert!(Pending.can_become(AwaitingAccount));
         assert!(AwaitingAccount.can_become(Enrolled));

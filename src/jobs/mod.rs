@@ -67,6 +67,8 @@ pub struct JobSettings {
     pub probe_interval: Duration,
     /// How long paid seats wait for their learners to register.
     pub account: AccountWait,
+    /// Whether a cancellation undoes an enrollment our order gave.
+    pub unenroll_on_cancel: bool,
 }
 
 impl JobSettings {
@@ -84,6 +86,7 @@ impl JobSettings {
                 wait: config.account_wait,
                 recheck_max: config.account_recheck_max,
             },
+            unenroll_on_cancel: config.unenroll_on_cancel,
         }
     }
 }
@@ -339,7 +342,11 @@ impl Worker {
     async fn record(&self, report: &ClaimReport) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.store.finish_claim(report).await {
+            match self
+                .store
+                .finish_claim(report, self.settings.unenroll_on_cancel)
+                .await
+            {
                 Err(StoreError::Database(e)) if delay < self.settings.lease / 4 => {
                     warn!(error = %e, "could not record the LMS's answer; trying again");
                     tokio::time::sleep(delay).await;

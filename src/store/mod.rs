@@ -615,8 +615,15 @@ impl Store {
     }
 
     /// Writes a claim's results; items no longer held under its token are left alone.
-    pub async fn finish_claim(&self, report: &ClaimReport) -> Result<usize, StoreError> {
-        let written = self.db.finish_claim(report).await?;
+    /// An item cancelled while its enrollment call was in flight takes the
+    /// call's result; `unenroll_on_cancel` says whether an enrollment it gave
+    /// is then undone (`EDX_WEBHOOKS_UNENROLL_ON_CANCEL`).
+    pub async fn finish_claim(
+        &self,
+        report: &ClaimReport,
+        unenroll_on_cancel: bool,
+    ) -> Result<usize, StoreError> {
+        let written = self.db.finish_claim(report, unenroll_on_cancel).await?;
         if report
             .results
             .iter()

@@ -93,6 +93,33 @@ pub struct LmsState {
     pub enrollment_calls: Vec<Value>,
     /// Scripted answers to the next Enrollment API requests.
     pub enrollment_script: VecDeque<Reply>,
+    /// While set and closed, enrollment requests are carried out and their
+    /// answers held until it opens.
+    pub hold: Option<Arc<Gate>>,
+}
+
+/// Holds the LMS's answers (it has acted) until opened.
+#[derive(Debug, Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits (blocking the fake's own server thread) until opened, or for a
+    /// minute at most, so that a failing test cannot hang.
+    fn pass(&self) {
+        let open = self.open.lock().unwrap();
+        let _open = self
+            .opened
+            .wait_timeout_while(open, std::time::Duration::from_secs(60), |open| !*open)
+            .unwrap();
+    }
 }
 
 impl LmsState {
@@ -325,6 +352,30 @@ struct BulkEnrollView(Arc<Mutex<LmsState>>);
 
 impl Respond for BulkEnrollView {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        held(&self.0, |s| s.calls.len(), || self.answer(request))
+    }
+}
+
+/// The answer `answer` gives, held at the gate when it recorded a request.
+fn held(
+    state: &Mutex<LmsState>,
+    requests: impl Fn(&LmsState) -> usize,
+    answer: impl FnOnce() -> ResponseTemplate,
+) -> ResponseTemplate {
+    let before = requests(&state.lock().unwrap());
+    let template = answer();
+    let gate = {
+        let state = state.lock().unwrap();
+        state.hold.clone().filter(|_| requests(&state) > before)
+    };
+    if let Some(gate) = gate {
+        gate.pass();
+    }
+    template
+}
+
+impl BulkEnrollView {
+    fn answer(&self, request: &Request) -> ResponseTemplate {
         let mut state = self.0.lock().unwrap();
         if state.view_disabled {
             return ResponseTemplate::new(404).set_body_string(
@@ -476,6 +527,16 @@ struct EnrollmentApi(Arc<Mutex<LmsState>>);
 
 impl Respond for EnrollmentApi {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        held(
+            &self.0,
+            |s| s.enrollment_calls.len(),
+            || self.answer(request),
+        )
+    }
+}
+
+impl EnrollmentApi {
+    fn answer(&self, request: &Request) -> ResponseTemplate {
         let mut state = self.0.lock().unwrap();
         if !authorized(&state, request) {
             return ResponseTemplate::new(401)

@@ -36,6 +36,7 @@ macro_rules! on_each_database {
 
 mod admin;
 mod browser;
+mod cancellation_race;
 mod cancellations;
 mod cli;
 mod deploy;

@@ -164,8 +164,8 @@ async fn a_claim_whose_lease_ran_out_is_taken_over_and_the_late_result_is_not_wr
         results: vec![(new.items[0].enrollment_id, result, None)],
         lms: None,
     };
-    assert_eq!(app.store.finish_claim(&report(&new.token, ItemResult::Enrolled { before_enrollment: Some(false) })).await.unwrap(), 1);
-    let late = app.store.finish_claim(&report(&old.token, ItemResult::Failed { reason: "late".into() })).await;
+    assert_eq!(app.store.finish_claim(&report(&new.token, ItemResult::Enrolled { before_enrollment: Some(false) }), false).await.unwrap(), 1);
+    let late = app.store.finish_claim(&report(&old.token, ItemResult::Failed { reason: "late".into() }), false).await;
     assert!(matches!(late, Err(StoreError::LeaseLost)), "{late:?}");
     assert!(matches!(app.store.renew_claim(&old.token, lease).await, Err(StoreError::LeaseLost)));
 
@@ -189,7 +189,7 @@ async fn two_claims_of_one_order_finishing_at_once_leave_it_enrolled(db: Db) {
             lms: None,
         };
         let (ra, rb) = (done(&a), done(&b));
-        let (fa, fb) = tokio::join!(app.store.finish_claim(&ra), app.store.finish_claim(&rb));
+        let (fa, fb) = tokio::join!(app.store.finish_claim(&ra, false), app.store.finish_claim(&rb, false));
         assert_eq!((fa.unwrap(), fb.unwrap()), (1, 1));
 
         let view = app.order(&id.to_string(), SHOP).await;

@@ -24,6 +24,9 @@ const UNRESOLVED_INDEX: &str = "enrollments_by_course";
 const DUE: &str = "state IN ('pending', 'awaiting_account') AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
 /// The states claimed work is in (a lease is renewed, a result written).
 const CLAIMABLE: &str = "'pending', 'awaiting_account'";
+/// The states of items a claim still holds: its work, and items cancelled
+/// while their enrollment call was in flight (its result is still recorded).
+const HELD: &str = "'pending', 'awaiting_account', 'cancelled'";
 /// The window of the shared rate limit.
 const WINDOW_MS: i64 = 60_000;
 /// A course's batch goes once no new learner has arrived for this long…
@@ -261,7 +264,7 @@ impl SqlStore {
 
     pub async fn renew_claim(&self, token: &str, lease: Duration) -> Result<(), StoreError> {
         let renewed = transaction!(self, |tx, now| {
-            sqlx::query(self.sql(&format!("UPDATE enrollments SET lease_until = ? WHERE claim_token = ? AND state IN ({CLAIMABLE})")))
+            sqlx::query(self.sql(&format!("UPDATE enrollments SET lease_until = ? WHERE claim_token = ? AND state IN ({HELD})")))
                 .bind(now + lease.as_millis() as i64)
                 .bind(token.to_owned())
                 .execute(&mut *tx)
@@ -274,9 +277,14 @@ impl SqlStore {
         Ok(())
     }
 
-    pub async fn finish_claim(&self, report: &ClaimReport) -> Result<usize, StoreError> {
+    pub async fn finish_claim(
+        &self,
+        report: &ClaimReport,
+        unenroll_on_cancel: bool,
+    ) -> Result<usize, StoreError> {
         let written = transaction!(self, |tx, now| {
-            self.write_results(&mut tx, now, report).await?
+            self.write_results(&mut tx, now, report, unenroll_on_cancel)
+                .await?
         })?;
         if written == 0 && !report.results.is_empty() {
             return Err(StoreError::LeaseLost);
@@ -291,17 +299,18 @@ impl SqlStore {
         tx: &mut Tx,
         now: i64,
         report: &ClaimReport,
+        unenroll_on_cancel: bool,
     ) -> Result<usize, StoreError> {
         let mut orders = BTreeSet::new();
         let mut written = 0;
         // Only what this claim still holds: a lost lease writes nothing.
-        let held: HashMap<i64, i64> = if report.results.is_empty() {
+        let held: HashMap<i64, (i64, EnrollmentState)> = if report.results.is_empty() {
             HashMap::new()
         } else {
             let ids: Vec<i64> = report.results.iter().map(|(id, _, _)| *id).collect();
             let (among, listed) = id_list(&ids);
             let mut query = sqlx::query(self.sql(&format!(
-                "SELECT id, order_id FROM enrollments WHERE claim_token = ? AND state IN ({CLAIMABLE}) \
+                "SELECT id, order_id, state FROM enrollments WHERE claim_token = ? AND state IN ({HELD}) \
                  AND id IN ({among}) ORDER BY id{}",
                 self.dialect.for_update()
             )))
@@ -311,16 +320,23 @@ impl SqlStore {
             }
             let rows = query.fetch_all(&mut **tx).await?;
             rows.iter()
-                .map(|r| Ok((r.try_get("id")?, r.try_get("order_id")?)))
-                .collect::<Result<_, sqlx::Error>>()?
+                .map(|r| {
+                    let state = parse(&text(r, "state")?)?;
+                    Ok((r.try_get("id")?, (r.try_get("order_id")?, state)))
+                })
+                .collect::<Result<_, StoreError>>()?
         };
         let mut updates: Vec<(ResultColumns, Vec<i64>)> = Vec::new();
         let mut attempts = Vec::new();
         for (id, result, attempt) in &report.results {
-            let Some(&order_id) = held.get(id) else {
+            let Some(&(order_id, state)) = held.get(id) else {
                 continue;
             };
-            let columns = ResultColumns::new(now, result, attempt.as_ref());
+            let columns = if state == EnrollmentState::Cancelled {
+                ResultColumns::after_cancellation(now, result, attempt.as_ref(), unenroll_on_cancel)
+            } else {
+                ResultColumns::new(now, result, attempt.as_ref())
+            };
             match updates.iter_mut().find(|(c, _)| *c == columns) {
                 Some((_, ids)) => ids.push(*id),
                 None => updates.push((columns, vec![*id])),
@@ -468,6 +484,52 @@ struct ResultColumns {
 }
 
 impl ResultColumns {
+    /// The result of a call that was in flight when its item was cancelled.
+    /// A learner the call enrolled keeps the course, unless the order's
+    /// enrollment gave it and cancellations unenroll: then the unenroll is
+    /// queued. Any other answer leaves the item cancelled.
+    fn after_cancellation(
+        now: i64,
+        result: &ItemResult,
+        attempt: Option<&crate::store::AttemptRecord>,
+        unenroll_on_cancel: bool,
+    ) -> Self {
+        let columns = ResultColumns::new(now, result, attempt);
+        match result {
+            ItemResult::Enrolled {
+                before_enrollment: Some(false),
+            } if unenroll_on_cancel => ResultColumns {
+                state: EnrollmentState::Pending,
+                reason: Some(
+                    "cancelled while the LMS was enrolling the learner: to be unenrolled".into(),
+                ),
+                action: Some(Action::Unenroll.as_str()),
+                ..columns
+            },
+            ItemResult::Enrolled { before_enrollment } => ResultColumns {
+                reason: Some(
+                    if *before_enrollment == Some(true) {
+                        "cancelled while the LMS was enrolling the learner, who was enrolled before this order"
+                    } else {
+                        "cancelled while the LMS was enrolling the learner, who keeps the course \
+                         (EDX_WEBHOOKS_UNENROLL_ON_CANCEL is off)"
+                    }
+                    .into(),
+                ),
+                ..columns
+            },
+            _ => ResultColumns {
+                state: EnrollmentState::Cancelled,
+                reason: None,
+                keep_due: 1,
+                before: None,
+                action: None,
+                waits: 0,
+                ..columns
+            },
+        }
+    }
+
     fn new(now: i64, result: &ItemResult, attempt: Option<&crate::store::AttemptRecord>) -> Self {
         let (state, reason, due_at, course_key, before) = match result {
             ItemResult::Enrolled { before_enrollment } => (

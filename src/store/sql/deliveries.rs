@@ -7,7 +7,7 @@
 
 use sqlx::{Executor, Row};
 
-use super::{clip, flag, opt_text, parse, sources_of, text, SqlStore, Tx};
+use super::{clip, flag, opt_text, parse, text, SqlStore, Tx};
 use crate::domain::Verified;
 use crate::domain::{Acceptance, Delivery, EnrollmentState, Order, OrderState};
 use crate::store::dialect::Dialect;
@@ -153,6 +153,7 @@ impl<'a> RequestRow<'a> {
 
 /// The statements of intake, spelled for one database (`?` placeholders).
 pub(super) mod statements {
+    use crate::domain::EnrollmentState;
     use crate::store::dialect::Dialect;
 
     pub const ACCEPTED_WEBHOOK: &str =
@@ -192,14 +193,20 @@ pub(super) mod statements {
         "INSERT INTO enrollments (sku, course_key, mode, email, action, state, reason, due_at, updated_at, \
          created_at, order_id, line_item_id, part, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)";
 
-    /// Fresh attempts, and any claim's result is no longer written. `sources`
-    /// are the states the row may be in (see `sources_of`).
-    pub fn update_item(sources: &str) -> String {
+    /// Fresh attempts, and any claim's result is no longer written, except
+    /// for a cancellation: an enrollment call in flight has its result
+    /// recorded still (then undone where asked to), since the LMS acts on it.
+    pub fn update_item(state: EnrollmentState) -> String {
+        let claim = if state == EnrollmentState::Cancelled {
+            ""
+        } else {
+            "claim_token = NULL, lease_until = NULL, "
+        };
         format!(
             "UPDATE enrollments SET sku = ?, course_key = ?, mode = ?, email = ?, action = ?, state = ?, reason = ?, \
-             due_at = ?, updated_at = ?, attempts = 0, claim_token = NULL, lease_until = NULL, \
-             account_wait_since = NULL \
-             WHERE id = ? AND state IN ({sources})"
+             due_at = ?, updated_at = ?, attempts = 0, {claim}account_wait_since = NULL \
+             WHERE id = ? AND state IN ({})",
+            super::super::sources_of(state)
         )
     }
 
@@ -750,7 +757,7 @@ impl IntakeTx for SqlxIntake<'_> {
         id: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
-        let statement = statements::update_item(&sources_of(row.state));
+        let statement = statements::update_item(row.state);
         bind_item(sqlx::query(self.db.sql(&statement)), row, now)
             .bind(id)
             .execute(&mut **self.tx)

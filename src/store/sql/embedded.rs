@@ -15,7 +15,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use super::deliveries::{
     statements, write_batch, IntakeTx, IntakeWrite, ItemRow, OrderRow, RequestRow, Written,
 };
-use super::{parse, sources_of};
+use super::parse;
 use crate::domain::{EnrollmentState, OrderState};
 use crate::store::dialect::Dialect;
 use crate::store::intake::StoredItem;
@@ -184,7 +184,7 @@ fn spelled() -> &'static Spelled {
             order_cancelled: statements::order_cancelled(sqlite),
             update_item: EnrollmentState::ALL
                 .iter()
-                .map(|&state| (state, statements::update_item(&sources_of(state))))
+                .map(|&state| (state, statements::update_item(state)))
                 .collect(),
         }
     })
