@@ -2,27 +2,30 @@
 //! replays it or reconciliation fetched it: `shops` judges it, `store`
 //! records it with everything its verdict implies.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 
 use crate::config::Config;
-use crate::domain::{Judgement, Platform, FETCHED_ENDPOINT_PREFIX};
+use crate::domain::{Judgement, Platform, Rejection, FETCHED_ENDPOINT_PREFIX};
 use crate::shops::{self, Endpoint, Received};
-use crate::store::{IntakePolicy, RequestRecord, Store, StoreError, Verdict};
+use crate::store::{IntakePolicy, Outcome, RequestRecord, Store, StoreError};
 
 /// How a request reached us, which says how it is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arrival<'a> {
     /// A delivery to one of the webhook endpoints: its signature decides.
     Webhook(Endpoint),
     /// An order we fetched from `shop`'s API with our credentials: trusted
     /// for that, never signed, and judged as the order's current state.
     Fetched { platform: Platform, shop: &'a str },
+    /// A delivery to a webhook endpoint refused before it could be read as
+    /// one (its framing is ambiguous): stored with that reason.
+    Refused(Endpoint, Rejection),
 }
 
 impl Arrival<'_> {
     pub fn platform(&self) -> Platform {
         match self {
-            Arrival::Webhook(endpoint) => endpoint.platform,
+            Arrival::Webhook(endpoint) | Arrival::Refused(endpoint, _) => endpoint.platform,
             Arrival::Fetched { platform, .. } => *platform,
         }
     }
@@ -38,15 +41,9 @@ pub fn is_fetched_endpoint(endpoint: &str) -> bool {
     endpoint.starts_with(FETCHED_ENDPOINT_PREFIX)
 }
 
-/// A request and how it was judged and stored.
-#[derive(Debug, Clone)]
-pub struct Taken {
-    pub judgement: Judgement,
-    pub verdict: Verdict,
-}
-
-/// Judges `record` as it arrived and stores it with its verdict, durably.
-/// A fetched order that brings nothing new is not stored (see `RequestRecord::fetched`).
+/// Judges `record` as it arrived and stores it with its verdict, durably;
+/// says how it was taken. A fetched order that brings nothing new is not
+/// stored (see `RequestRecord::fetched`).
 pub async fn take(
     store: &Store,
     config: &Config,
@@ -54,7 +51,7 @@ pub async fn take(
     arrival: Arrival<'_>,
     headers: &HeaderMap,
     record: &RequestRecord,
-) -> Result<Taken, StoreError> {
+) -> Result<Outcome, StoreError> {
     let judgement = match arrival {
         Arrival::Webhook(endpoint) => shops::judge(
             config,
@@ -69,18 +66,7 @@ pub async fn take(
         Arrival::Fetched { platform, shop } => {
             shops::judge_fetched(config, platform, shop, &record.body)
         }
+        Arrival::Refused(_, rejection) => Judgement::Rejected(rejection),
     };
-    record_judged(store, policy, record, judgement).await
-}
-
-/// Stores a request judged already (refused before it could be read as a
-/// delivery, e.g. for its framing) with its verdict.
-pub async fn record_judged(
-    store: &Store,
-    policy: IntakePolicy,
-    record: &RequestRecord,
-    judgement: Judgement,
-) -> Result<Taken, StoreError> {
-    let verdict = store.record_judgement(record, &judgement, policy).await?;
-    Ok(Taken { judgement, verdict })
+    store.take(record, judgement, policy).await
 }

@@ -508,7 +508,7 @@ async fn webhooks(
         WebhooksCommand::Replay { request } => {
             let replayed = operator::replay(store, config, request).await?;
             print!("{}", render::replayed(&replayed));
-            Ok(if replayed.verdict.trusted() {
+            Ok(if replayed.trusted() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

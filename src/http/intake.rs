@@ -18,11 +18,11 @@ use tracing::{info, warn};
 use super::error::HttpError;
 use super::framing::AmbiguousLength;
 use super::{client_address, AppState};
-use crate::domain::Delivery;
+use crate::domain::Rejection;
 use crate::intake::{self, Arrival};
 use crate::metrics::Verdict;
-use crate::shops::{self, Endpoint, Judgement, Rejection};
-use crate::store::RequestRecord;
+use crate::shops::{self, Endpoint};
+use crate::store::{Outcome, RequestRecord};
 
 /// How much of an oversized body is kept for the operator to look at.
 const KEPT_OF_OVERSIZED: usize = 64 * 1024;
@@ -104,65 +104,62 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
         envelope: shops::envelope(endpoint.platform, &headers),
         fetched: false,
     };
-    let taken = if ambiguous {
-        let refused = Judgement::Rejected(Rejection::BadRequest(AmbiguousLength::REASON.into()));
-        intake::record_judged(&state.store, state.intake_policy.clone(), &record, refused).await
-    } else {
-        intake::take(
-            &state.store,
-            &state.config,
-            state.intake_policy.clone(),
-            Arrival::Webhook(endpoint),
-            &headers,
-            &record,
+    let arrival = if ambiguous {
+        Arrival::Refused(
+            endpoint,
+            Rejection::BadRequest(AmbiguousLength::REASON.into()),
         )
-        .await
+    } else {
+        Arrival::Webhook(endpoint)
     };
-    let (judgement, stored) = match taken {
-        Ok(taken) => (taken.judgement, taken.verdict),
+    let policy = state.intake_policy.clone();
+    let taken = intake::take(
+        &state.store,
+        &state.config,
+        policy,
+        arrival,
+        &headers,
+        &record,
+    );
+    let outcome = match taken.await {
+        Ok(outcome) => outcome,
         Err(e) => {
             warn!(error = %e, "could not store a delivery; answered 503 so that the shop retries");
             return (Verdict::Unavailable, HttpError::from(e).into_response());
         }
     };
-    let id = stored.request_id;
-    let verdict = match (&judgement, stored.acceptance) {
-        (Judgement::Ping, _) => {
+    let id = outcome.request_id();
+    let verdict = match &outcome {
+        Outcome::Ping { .. } => {
             info!(request = id, "WooCommerce ping answered");
             Verdict::Ping
         }
-        (Judgement::Rejected(rejection), _) => {
-            info!(request = id, status = stored.http_status, shop = record.envelope.shop.as_deref(), reason = %rejection, "delivery rejected");
-            Verdict::Rejected(stored.http_status)
+        Outcome::Rejected { status, reason, .. } => {
+            info!(request = id, status, shop = record.envelope.shop.as_deref(), reason = %reason, "delivery rejected");
+            Verdict::Rejected(*status)
         }
-        (Judgement::Trusted(verified), Some(acceptance)) => {
-            let shop_order = match &verified.delivery {
-                Delivery::Order(order) => Some(order.number.as_str()),
-                Delivery::Refund { order_id, .. } => Some(order_id.as_str()),
-                Delivery::Ignored { .. } => None,
-            };
+        Outcome::Taken(taken) => {
             info!(
                 request = id,
-                order = stored.order_id,
-                shop = %verified.shop,
-                shop_order,
-                topic = %verified.topic,
-                status = acceptance.as_str(),
+                order = taken.order_id,
+                shop = %taken.shop,
+                shop_order = taken.shop_order.as_deref(),
+                topic = %taken.topic,
+                status = taken.acceptance.as_str(),
                 "delivery taken"
             );
-            Verdict::Taken(acceptance)
+            Verdict::Taken(taken.acceptance)
         }
-        (Judgement::Trusted(_), None) => Verdict::Unavailable,
     };
-    let response = match stored.reason {
+    let response = match outcome.reason() {
         Some(reason) => answer_rejected(
-            StatusCode::from_u16(stored.http_status).unwrap_or(StatusCode::BAD_REQUEST),
-            &reason,
+            StatusCode::from_u16(outcome.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+            reason,
             id,
         ),
         None => (
             StatusCode::OK,
-            Json(json!({"status": stored.status, "request": id})),
+            Json(json!({"status": outcome.status(), "request": id})),
         )
             .into_response(),
     };

@@ -14,7 +14,7 @@ use crate::domain::{LearnerEmail, Platform};
 use crate::intake::{self, Arrival};
 use crate::redact::Redactor;
 use crate::shops;
-use crate::store::{IntakePolicy, OrderDetail, RequestRecord, Store, StoreError, Verdict};
+use crate::store::{IntakePolicy, OrderDetail, RequestRecord, Store, StoreError};
 
 /// Why an operator command did not do what was asked; says how the process exits.
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +88,22 @@ pub struct Replayed {
     pub replayed: i64,
     /// The request the shop sent, whose replay this is.
     pub original: i64,
-    #[serde(flatten)]
-    pub verdict: Verdict,
+    /// The new request (`None`: a fetched order with nothing new, not stored).
+    pub request_id: Option<i64>,
+    pub http_status: u16,
+    /// As a shop's delivery is answered: `rejected`, `accepted`, `duplicate`…
+    pub status: &'static str,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// Our id of the order it concerns.
+    pub order_id: Option<i64>,
+}
+
+impl Replayed {
+    /// Whether the replay was trusted (a ping or a taken delivery).
+    pub fn trusted(&self) -> bool {
+        self.http_status < 400
+    }
 }
 
 /// Judges a stored request again with the current configuration (a shop's
@@ -135,7 +149,7 @@ pub async fn replay(
         body_truncated: stored.body_truncated,
         fetched: matches!(arrival, Arrival::Fetched { .. }),
     };
-    let verdict = intake::take(
+    let outcome = intake::take(
         store,
         config,
         IntakePolicy::from_config(config),
@@ -143,17 +157,20 @@ pub async fn replay(
         &headers,
         &record,
     )
-    .await?
-    .verdict;
+    .await?;
     // Every replay names the chain's first request: the one the shop sent.
     let original = replays.replay_of.unwrap_or(request_id);
-    if let Some(replay) = verdict.request_id {
+    if let Some(replay) = outcome.request_id() {
         store.link_replay(replay, original).await?;
     }
     Ok(Replayed {
         replayed: request_id,
         original,
-        verdict,
+        request_id: outcome.request_id(),
+        http_status: outcome.http_status(),
+        status: outcome.status(),
+        reason: outcome.reason().map(str::to_owned),
+        order_id: outcome.order_id(),
     })
 }
 

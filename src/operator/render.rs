@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::store::{
     ItemDetail, OrderDetail, OrderPage, PruneReport, Replays, RequestPage, RequestView,
-    StoredRequest, Verdict,
+    StoredRequest,
 };
 
 use super::Replayed;
@@ -272,13 +272,13 @@ pub fn rejected_requests(page: &RequestPage) -> String {
 }
 
 pub fn replayed(replayed: &Replayed) -> String {
-    let Verdict {
+    let Replayed {
         request_id,
         http_status,
         status,
         reason,
         ..
-    } = &replayed.verdict;
+    } = replayed;
     let mut out = match request_id {
         Some(id) => format!(
             "request {} judged again as request {id} (a replay of request {}): {http_status} {status}",

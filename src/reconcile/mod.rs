@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::domain::{Acceptance, Envelope, Platform};
 use crate::intake::{self, Arrival};
 use crate::metrics::Metrics;
-use crate::store::{IntakePolicy, ReconcileRun, RequestRecord, Store};
+use crate::store::{IntakePolicy, Outcome, ReconcileRun, RequestRecord, Store, Taken};
 use api::{ApiError, FetchedOrder, WooAuth};
 
 /// A watermark is moved back by this much: orders changed while a page was
@@ -256,7 +256,7 @@ impl Reconciler {
                         platform,
                         shop: &shop,
                     };
-                    let headers = axum::http::HeaderMap::new();
+                    let headers = http::HeaderMap::new();
                     let taken =
                         intake::take(&store, &config, policy, arrival, &headers, &record).await;
                     (taken, order.updated_at_ms)
@@ -271,17 +271,21 @@ impl Reconciler {
                     }
                 };
                 match taken {
-                    Ok(taken) => {
-                        let verdict = taken.verdict;
-                        // Ignored: the order could not be stored, and says why.
-                        if !verdict.trusted() || verdict.acceptance == Some(Acceptance::Ignored) {
-                            run.refused += 1;
-                        } else if verdict.acceptance == Some(Acceptance::Duplicate) {
-                            run.unchanged += 1;
-                        } else if verdict.created_order {
-                            run.new += 1;
-                        } else {
-                            run.changed += 1;
+                    Ok(outcome) => {
+                        match outcome {
+                            // Ignored: the order could not be stored, and says why.
+                            Outcome::Taken(Taken {
+                                acceptance: Acceptance::Ignored,
+                                ..
+                            })
+                            | Outcome::Ping { .. }
+                            | Outcome::Rejected { .. } => run.refused += 1,
+                            Outcome::Taken(Taken {
+                                acceptance: Acceptance::Duplicate,
+                                ..
+                            }) => run.unchanged += 1,
+                            Outcome::Taken(taken) if taken.created_order => run.new += 1,
+                            Outcome::Taken(_) => run.changed += 1,
                         }
                         newest = newest.max(updated_at_ms);
                     }

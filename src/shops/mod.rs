@@ -6,10 +6,10 @@ mod proptests;
 pub mod shopify;
 pub mod woocommerce;
 
-use axum::http::{HeaderMap, StatusCode};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -141,17 +141,6 @@ pub fn envelope(platform: Platform, headers: &HeaderMap) -> Envelope {
     match platform {
         Platform::Shopify => shopify::envelope(headers),
         Platform::WooCommerce => woocommerce::envelope(headers),
-    }
-}
-
-/// The status a rejection is answered with.
-impl Rejection {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
-            Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        }
     }
 }
 

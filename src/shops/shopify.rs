@@ -1,7 +1,7 @@
 //! Shopify deliveries: check the HMAC of the raw body with the shop's signing
 //! key, then read the JSON into the domain's `Delivery`.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use serde_json::Value;
 
 use super::{
@@ -197,7 +197,7 @@ fn dedup(mut ids: Vec<String>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderName, HeaderValue};
+    use http::{HeaderName, HeaderValue};
     use serde_json::json;
 
     use super::*;
@@ -283,7 +283,7 @@ mod tests {
     fn verdict(result: Result<Verified, Rejection>) -> String {
         match result {
             Ok(_) => "ok".into(),
-            Err(rejection) => format!("{} {rejection}", rejection.status().as_u16()),
+            Err(rejection) => format!("{} {rejection}", rejection.status()),
         }
     }
 

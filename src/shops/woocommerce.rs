@@ -1,7 +1,7 @@
 //! WooCommerce deliveries: check the HMAC of the raw body with the shop's
 //! secret, then read the JSON into the domain's `Delivery`.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use serde_json::Value;
 
 use super::{
@@ -161,7 +161,7 @@ fn field_objects(value: &Value) -> Vec<&Value> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderName, HeaderValue};
+    use http::{HeaderName, HeaderValue};
     use serde_json::json;
 
     use super::*;
@@ -249,7 +249,7 @@ mod tests {
     fn verdict(result: Result<Verified, Rejection>) -> String {
         match result {
             Ok(_) => "ok".into(),
-            Err(rejection) => format!("{} {rejection}", rejection.status().as_u16()),
+            Err(rejection) => format!("{} {rejection}", rejection.status()),
         }
     }
 

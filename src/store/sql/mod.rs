@@ -3,8 +3,6 @@
 
 mod browse;
 mod claims;
-mod deliveries;
-mod embedded;
 mod operator;
 mod prune;
 mod reconcile;
@@ -22,10 +20,8 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use super::dialect::Dialect;
 use super::StoreError;
 use crate::domain::{EnrollmentState, OrderState};
-pub(super) use deliveries::{IntakeWrite, Written};
-pub(super) use embedded::EmbeddedWriter;
 
-type Tx = Transaction<'static, Any>;
+pub(in crate::store) type Tx = Transaction<'static, Any>;
 
 /// Runs `$body` in a writing transaction bound to `$tx`, with the database's
 /// clock in `$now`; runs it again when it ran into a deadlock or a busy
@@ -45,7 +41,7 @@ macro_rules! transaction {
             .await;
             match attempt {
                 Err(crate::store::StoreError::Database(e))
-                    if tries < crate::store::sql::CONFLICT_TRIES && $db.dialect.is_conflict(&e) =>
+                    if tries < crate::store::sql::CONFLICT_TRIES && $db.dialect().is_conflict(&e) =>
                 {
                     tracing::debug!(error = %e, tries, "transaction conflicted; running it again");
                     tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries))).await;
@@ -55,16 +51,16 @@ macro_rules! transaction {
         }
     }};
 }
-use transaction;
+pub(in crate::store) use transaction;
 
 /// How often a transaction that ran into a deadlock or a busy database is tried.
-const CONFLICT_TRIES: u32 = 8;
+pub(in crate::store) const CONFLICT_TRIES: u32 = 8;
 
 #[derive(Clone)]
 pub(super) struct SqlStore {
     dialect: Dialect,
-    writer: AnyPool,
-    reader: AnyPool,
+    pub(in crate::store) writer: AnyPool,
+    pub(in crate::store) reader: AnyPool,
     /// The SQLite file, when it is one.
     sqlite_file: Option<Arc<std::path::Path>>,
     /// SQLite has one writer at a time. Its own wait for the write lock
@@ -89,7 +85,7 @@ impl SqlStore {
         match dialect {
             Dialect::Sqlite => {
                 let url = sqlite_url(url);
-                let file = embedded::database_file(&url);
+                let file = database_file(&url);
                 let unopened = |source| match &file {
                     Some(path) => StoreError::SqliteFile {
                         path: path.clone(),
@@ -158,12 +154,12 @@ impl SqlStore {
         self.dialect
     }
 
-    /// A connection of its own for the intake writer, on an SQLite file.
-    pub fn embedded_writer(&self) -> Result<Option<EmbeddedWriter>, StoreError> {
-        let (Some(file), Some(turns)) = (&self.sqlite_file, &self.write_turns) else {
-            return Ok(None);
-        };
-        EmbeddedWriter::open(file, turns.clone()).map(Some)
+    /// The SQLite file, and the turns its writers take, when it is one that
+    /// a connection of the intake writer's own can open alike.
+    pub(in crate::store) fn sqlite_file(
+        &self,
+    ) -> Option<(&std::path::Path, Arc<tokio::sync::Mutex<()>>)> {
+        Some((self.sqlite_file.as_deref()?, self.write_turns.clone()?))
     }
 
     /// Brings the schema up to date. Safe to run from several processes at
@@ -221,7 +217,7 @@ impl SqlStore {
 
     /// The statement for this database, kept for the life of the process (the
     /// set of statements is fixed, so this is bounded).
-    fn sql(&self, text: &str) -> &'static str {
+    pub(in crate::store) fn sql(&self, text: &str) -> &'static str {
         type Cache = RwLock<HashMap<String, &'static str>>;
         static CACHES: OnceLock<[Cache; 3]> = OnceLock::new();
         let cache = &CACHES.get_or_init(Default::default)[self.dialect as usize];
@@ -239,7 +235,7 @@ impl SqlStore {
 
     /// A writing transaction, and on SQLite this process's turn to write,
     /// held until it is dropped (after the commit).
-    async fn begin(&self) -> Result<(Tx, Option<WriteTurn>), sqlx::Error> {
+    pub(in crate::store) async fn begin(&self) -> Result<(Tx, Option<WriteTurn>), sqlx::Error> {
         let turn = match &self.write_turns {
             Some(turns) => Some(turns.clone().lock_owned().await),
             None => None,
@@ -252,7 +248,7 @@ impl SqlStore {
     }
 
     /// The database's clock, in Unix milliseconds.
-    async fn now(&self, tx: &mut Tx) -> Result<i64, StoreError> {
+    pub(in crate::store) async fn now(&self, tx: &mut Tx) -> Result<i64, StoreError> {
         match self.dialect.now_query() {
             None => Ok(super::now_ms()),
             Some(query) => {
@@ -263,7 +259,7 @@ impl SqlStore {
     }
 
     /// Inserts a row and returns its id.
-    async fn insert(
+    pub(in crate::store) async fn insert(
         &self,
         tx: &mut Tx,
         query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments<'static>>,
@@ -284,7 +280,7 @@ impl SqlStore {
 
     /// Runs an `INSERT` that may be ignored (see `Dialect::insert_or_ignore`);
     /// the new row's id, or `None` when the row existed.
-    async fn insert_if_new(
+    pub(in crate::store) async fn insert_if_new(
         &self,
         tx: &mut Tx,
         query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments<'static>>,
@@ -305,7 +301,7 @@ impl SqlStore {
     }
 
     /// Recomputes an order's state from its items.
-    async fn update_order_state(
+    pub(in crate::store) async fn update_order_state(
         &self,
         tx: &mut Tx,
         order_id: i64,
@@ -436,8 +432,23 @@ fn value_runs<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// The file an `sqlite:` URL names, when it is a plain file that a second
+/// connection opens alike; `None` for an in-memory database or other options
+/// (`mode=memory`, `vfs`, `immutable`), which stay with the pool's connection.
+fn database_file(url: &str) -> Option<std::path::PathBuf> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let plain = query
+        .split('&')
+        .all(|option| option.is_empty() || option == "mode=rwc" || option == "mode=rw");
+    if url.contains(":memory:") || !plain {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 /// `'a','b'`: the states a row may be in to move to `next` (and `next` itself).
-fn sources_of(next: EnrollmentState) -> String {
+pub(in crate::store) fn sources_of(next: EnrollmentState) -> String {
     let mut states: Vec<&str> = next.reachable_from().iter().map(|s| s.as_str()).collect();
     states.push(next.as_str());
     states
@@ -448,14 +459,17 @@ fn sources_of(next: EnrollmentState) -> String {
 }
 
 /// A text column. MySQL reports TEXT columns as binary: those are read as UTF-8 bytes.
-fn text(row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {
+pub(in crate::store) fn text(row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {
     opt_text(row, column)?.ok_or_else(|| sqlx::Error::ColumnDecode {
         index: column.to_owned(),
         source: "unexpected NULL".into(),
     })
 }
 
-fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
+pub(in crate::store) fn opt_text(
+    row: &AnyRow,
+    column: &str,
+) -> Result<Option<String>, sqlx::Error> {
     match row.try_get::<Option<String>, _>(column) {
         Ok(value) => Ok(value),
         Err(_) => Ok(row
@@ -469,19 +483,21 @@ fn integers(rows: &[AnyRow], column: &str) -> Result<Vec<i64>, sqlx::Error> {
     rows.iter().map(|r| r.try_get(column)).collect()
 }
 
-fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+pub(in crate::store) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
 /// Text cut to what its column holds (by characters, on every backend alike).
-fn clip(value: &str, max_chars: usize) -> &str {
+pub(in crate::store) fn clip(value: &str, max_chars: usize) -> &str {
     match value.char_indices().nth(max_chars) {
         Some((end, _)) => &value[..end],
         None => value,
     }
 }
 
-fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(value: &str) -> Result<T, StoreError> {
+pub(in crate::store) fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(
+    value: &str,
+) -> Result<T, StoreError> {
     value
         .parse()
         .map_err(|e: crate::domain::UnknownValue| StoreError::Invalid(e.to_string()))
@@ -489,7 +505,8 @@ fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(value: &str) -> Result<T
 
 #[cfg(test)]
 mod tests {
-    use super::{clip, id_list, value_runs};
+    use super::{clip, database_file, id_list, value_runs};
+    use std::path::PathBuf;
 
     #[test]
     fn id_lists_and_value_runs_come_in_few_sizes() {
@@ -506,5 +523,20 @@ mod tests {
         assert_eq!(clip("abc", 5), "abc");
         assert_eq!(clip("abcdef", 3), "abc");
         assert_eq!(clip("ééé", 2), "éé");
+    }
+
+    #[test]
+    fn only_a_file_gets_a_connection_of_its_own() {
+        assert_eq!(
+            database_file("sqlite:///var/lib/edx-webhooks/db.sqlite3?mode=rwc"),
+            Some(PathBuf::from("/var/lib/edx-webhooks/db.sqlite3"))
+        );
+        assert_eq!(database_file("sqlite::memory:"), None);
+        assert_eq!(database_file("sqlite://app.db?mode=memory"), None);
+        assert_eq!(
+            database_file("sqlite://app.db?vfs=unix-dotfile&mode=rwc"),
+            None
+        );
+        assert_eq!(database_file("sqlite://app.db?immutable=true"), None);
     }
 }

@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::sql::{IntakeWrite, SqlStore, Written};
-use super::{Dialect, StoreError};
+use super::embedded::EmbeddedWriter;
+use super::{IntakeWrite, Outcome, Stored};
+use crate::store::sql::SqlStore;
+use crate::store::{Dialect, StoreError};
 
 /// The most requests in one transaction.
 const MAX_BATCH: usize = 256;
@@ -21,11 +23,11 @@ struct Job {
     write: IntakeWrite,
     /// The answer, with the write handed back: its memory is freed by the
     /// task that made it, not by the writer, whose time is everyone's.
-    done: oneshot::Sender<(Result<Written, StoreError>, IntakeWrite)>,
+    done: oneshot::Sender<(Result<Stored, StoreError>, IntakeWrite)>,
 }
 
 #[derive(Clone)]
-pub(super) struct IntakeWriter {
+pub struct IntakeWriter {
     queue: mpsc::Sender<Job>,
 }
 
@@ -36,7 +38,7 @@ impl IntakeWriter {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         let writers = match db.dialect() {
-            Dialect::Sqlite => match db.embedded_writer() {
+            Dialect::Sqlite => match EmbeddedWriter::open(&db) {
                 Ok(Some(embedded)) => {
                     std::thread::Builder::new()
                         .name("intake-writer".into())
@@ -69,7 +71,7 @@ impl IntakeWriter {
     }
 
     /// Stores one request; returns once the transaction holding it committed.
-    pub async fn write(&self, write: IntakeWrite) -> Result<Written, StoreError> {
+    pub async fn write(&self, write: IntakeWrite) -> Result<Outcome, StoreError> {
         let (done, written) = oneshot::channel();
         self.queue
             .send(Job { write, done })
@@ -78,19 +80,19 @@ impl IntakeWriter {
         let (result, _write) = written
             .await
             .map_err(|_| StoreError::Write("the writer has stopped".into()))?;
-        result
+        result.map(|stored| stored.outcome)
     }
 }
 
 /// Commits a batch of requests in one transaction: `SqlStore` through sqlx,
 /// `EmbeddedWriter` on its own SQLite connection.
-pub(super) trait Commit {
+pub trait Commit {
     /// One transaction; with `isolate`, a savepoint per delivery.
     async fn commit_once(
         &mut self,
         writes: &[IntakeWrite],
         isolate: bool,
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError>;
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError>;
 
     /// Whether an error is a delivery's own, not the database's.
     fn a_delivery_failed(&self, error: &StoreError) -> bool;
@@ -102,7 +104,7 @@ pub(super) trait Commit {
     async fn commit(
         &mut self,
         writes: &[IntakeWrite],
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
         match self.commit_once(writes, false).await {
             Ok(results) => Ok(results),
             Err(e) if !self.a_delivery_failed(&e) && writes.len() == 1 => Ok(vec![Err(e)]),

@@ -12,14 +12,15 @@ use std::time::Duration;
 use rusqlite::types::ToSql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use super::deliveries::{
-    statements, write_batch, IntakeTx, IntakeWrite, ItemRow, OrderRow, RequestRow, Written,
-};
-use super::parse;
+use super::plan::StoredItem;
+use super::rows::{statements, ItemRow, OrderRow, RequestRow, Value};
+use super::write::{write_batch, IntakeTx};
+use super::writer::Commit;
+use super::{IntakeWrite, Stored};
 use crate::domain::{EnrollmentState, OrderState};
 use crate::store::dialect::Dialect;
-use crate::store::intake::StoredItem;
-use crate::store::writer::Commit;
+use crate::store::now_ms;
+use crate::store::sql::{parse, SqlStore};
 use crate::store::StoreError;
 
 /// How long a write waits for another writer (a worker, another process)
@@ -30,7 +31,7 @@ const BUSY_WAIT: Duration = Duration::from_secs(30);
 const BUSY_POLL: Duration = Duration::from_micros(200);
 
 /// A connection of its own for the intake writer.
-pub(in crate::store) struct EmbeddedWriter {
+pub struct EmbeddedWriter {
     path: PathBuf,
     conn: Connection,
     /// Taken in turn with this process's other writers (see `SqlStore`).
@@ -38,17 +39,18 @@ pub(in crate::store) struct EmbeddedWriter {
 }
 
 impl EmbeddedWriter {
-    /// Opens the (migrated) database file with the durability of every other
+    /// Opens the (migrated) database file, when the store is one that a
+    /// connection of its own opens alike, with the durability of every other
     /// connection: WAL, `synchronous = FULL`.
-    pub fn open(
-        path: &Path,
-        turns: Arc<tokio::sync::Mutex<()>>,
-    ) -> Result<EmbeddedWriter, StoreError> {
-        Ok(EmbeddedWriter {
+    pub fn open(db: &SqlStore) -> Result<Option<EmbeddedWriter>, StoreError> {
+        let Some((path, turns)) = db.sqlite_file() else {
+            return Ok(None);
+        };
+        Ok(Some(EmbeddedWriter {
             path: path.to_owned(),
             conn: connect(path)?,
             turns,
-        })
+        }))
     }
 
     /// One transaction, in this process's turn to write.
@@ -56,12 +58,12 @@ impl EmbeddedWriter {
         &mut self,
         writes: &[IntakeWrite],
         isolate: bool,
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
         let _turn = self.turns.lock().await;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = super::super::now_ms();
+        let now = now_ms();
         let results = write_batch(&mut Statements { conn: &tx }, now, writes, isolate).await?;
         tx.commit()?;
         Ok(results)
@@ -73,7 +75,7 @@ impl Commit for EmbeddedWriter {
         &mut self,
         writes: &[IntakeWrite],
         isolate: bool,
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
         let written = self.write_intake_in_turn(writes, isolate).await;
         if written.is_err() && !self.conn.is_autocommit() {
             // A rollback failed: the connection would keep the write lock.
@@ -118,41 +120,13 @@ fn wait_for_lock(tries: i32) -> bool {
     true
 }
 
-/// The file an `sqlite:` URL names, when it is a plain file that a second
-/// connection opens alike; `None` for an in-memory database or other options
-/// (`mode=memory`, `vfs`, `immutable`), which stay with the pool's connection.
-pub(super) fn database_file(url: &str) -> Option<PathBuf> {
-    use std::str::FromStr;
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    let plain = query
-        .split('&')
-        .all(|option| option.is_empty() || option == "mode=rwc" || option == "mode=rw");
-    if url.contains(":memory:") || !plain {
-        return None;
-    }
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    Some(options.get_filename().to_path_buf())
-}
-
-/// The columns that inserting and updating an item share, in their order in
-/// `statements::INSERT_ITEM` and `statements::update_item`.
-fn item_values<'a>(row: &'a ItemRow<'_>, now: &'a i64) -> [&'a dyn ToSql; 9] {
-    [
-        &row.sku,
-        &row.course_key,
-        &row.mode,
-        &row.email,
-        &row.action,
-        &row.state,
-        &row.reason,
-        now,
-        now,
-    ]
-}
-
-impl ToSql for EnrollmentState {
+impl ToSql for Value<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
+        match self {
+            Value::Text(text) => text.to_sql(),
+            Value::Int(n) => n.to_sql(),
+            Value::Bytes(bytes) => bytes.to_sql(),
+        }
     }
 }
 
@@ -223,21 +197,9 @@ impl IntakeTx for Statements<'_> {
         Ok(self
             .conn
             .prepare_cached(&spelled().insert_order)?
-            .query_row(
-                params![
-                    row.platform,
-                    row.shop,
-                    row.external_id,
-                    row.number,
-                    row.buyer_email,
-                    row.paid,
-                    row.cancelled,
-                    state.as_str(),
-                    now,
-                    now
-                ],
-                |r| r.get(0),
-            )
+            .query_row(params_from_iter(row.insert_values(state, now)), |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -265,18 +227,7 @@ impl IntakeTx for Statements<'_> {
         let changed = self
             .conn
             .prepare_cached(&spelled().update_order)?
-            .execute(params![
-                row.number,
-                row.buyer_email,
-                row.paid,
-                row.cancelled,
-                now,
-                id,
-                row.number,
-                row.buyer_email,
-                row.paid,
-                row.cancelled
-            ])?;
+            .execute(params_from_iter(row.update_values(id, now)))?;
         Ok(changed > 0)
     }
 
@@ -309,11 +260,14 @@ impl IntakeTx for Statements<'_> {
         part: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
-        let mut values = item_values(row, &now).to_vec();
-        values.extend([&now as &dyn ToSql, &order_id, &line_item_id, &part]);
         self.conn
             .prepare_cached(statements::INSERT_ITEM)?
-            .execute(params_from_iter(values))?;
+            .execute(params_from_iter(row.insert_values(
+                now,
+                order_id,
+                line_item_id,
+                part,
+            )))?;
         Ok(())
     }
 
@@ -323,11 +277,9 @@ impl IntakeTx for Statements<'_> {
         id: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
-        let mut values = item_values(row, &now).to_vec();
-        values.push(&id);
         self.conn
             .prepare_cached(&spelled().update_item[&row.state])?
-            .execute(params_from_iter(values))?;
+            .execute(params_from_iter(row.update_values(id, now)))?;
         Ok(())
     }
 
@@ -360,46 +312,6 @@ impl IntakeTx for Statements<'_> {
         Ok(self
             .conn
             .prepare_cached(&spelled().insert_request)?
-            .query_row(
-                params![
-                    now,
-                    row.platform,
-                    row.method,
-                    row.endpoint,
-                    row.source_ip,
-                    row.headers,
-                    row.body,
-                    row.body_size,
-                    row.body_truncated,
-                    row.http_status,
-                    row.outcome,
-                    row.reason,
-                    row.shop,
-                    row.topic,
-                    row.webhook_id,
-                    row.order_id
-                ],
-                |r| r.get(0),
-            )?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_file_gets_a_connection_of_its_own() {
-        assert_eq!(
-            database_file("sqlite:///var/lib/edx-webhooks/db.sqlite3?mode=rwc"),
-            Some(PathBuf::from("/var/lib/edx-webhooks/db.sqlite3"))
-        );
-        assert_eq!(database_file("sqlite::memory:"), None);
-        assert_eq!(database_file("sqlite://app.db?mode=memory"), None);
-        assert_eq!(
-            database_file("sqlite://app.db?vfs=unix-dotfile&mode=rwc"),
-            None
-        );
-        assert_eq!(database_file("sqlite://app.db?immutable=true"), None);
+            .query_row(params_from_iter(row.values(now)), |r| r.get(0))?)
     }
 }

@@ -1,0 +1,196 @@
+//! Intake's statements through sqlx's pool, on any of the three databases.
+
+use sqlx::{Executor, Row};
+
+use super::plan::StoredItem;
+use super::rows::{statements, ItemRow, OrderRow, RequestRow, Value};
+use super::write::{write_batch, IntakeTx};
+use super::writer::Commit;
+use super::{IntakeWrite, Stored};
+use crate::domain::OrderState;
+use crate::store::dialect::Dialect;
+use crate::store::sql::{flag, opt_text, parse, text, SqlStore, Tx};
+use crate::store::StoreError;
+
+impl Commit for SqlStore {
+    /// Not when the database is unreachable or kept conflicting.
+    fn a_delivery_failed(&self, error: &StoreError) -> bool {
+        match error {
+            StoreError::Database(e @ sqlx::Error::Database(_)) => !self.dialect().is_conflict(e),
+            StoreError::Database(_) => false,
+            _ => true,
+        }
+    }
+
+    async fn commit_once(
+        &mut self,
+        writes: &[IntakeWrite],
+        isolate: bool,
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
+        crate::store::sql::transaction!(self, |tx, now| {
+            let mut statements = SqlxIntake {
+                db: self,
+                tx: &mut tx,
+            };
+            write_batch(&mut statements, now, writes, isolate).await?
+        })
+    }
+}
+
+type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
+
+/// Binds `values` in their order.
+fn bind(mut query: AnyQuery, values: &[Value<'_>]) -> AnyQuery {
+    for value in values {
+        query = match *value {
+            Value::Text(text) => query.bind(text.map(str::to_owned)),
+            Value::Int(n) => query.bind(n),
+            Value::Bytes(bytes) => query.bind(bytes.to_vec()),
+        };
+    }
+    query
+}
+
+/// Intake's statements through sqlx, on any of the three databases.
+struct SqlxIntake<'a> {
+    db: &'a SqlStore,
+    tx: &'a mut Tx,
+}
+
+impl SqlxIntake<'_> {
+    fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+}
+
+impl IntakeTx for SqlxIntake<'_> {
+    async fn savepoint(&mut self, statement: &'static str) -> Result<(), StoreError> {
+        self.tx.execute(statement).await?;
+        Ok(())
+    }
+
+    fn undid_transaction(&self, error: &StoreError) -> bool {
+        matches!(error, StoreError::Database(e) if self.dialect().is_conflict(e))
+    }
+
+    async fn accepted_webhook(
+        &mut self,
+        platform: &str,
+        shop: &str,
+        webhook_id: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        let row = sqlx::query(self.db.sql(statements::ACCEPTED_WEBHOOK))
+            .bind(platform.to_owned())
+            .bind(shop.to_owned())
+            .bind(webhook_id.to_owned())
+            .fetch_optional(&mut **self.tx)
+            .await?;
+        Ok(row.map(|r| r.try_get("order_id")).transpose()?)
+    }
+
+    async fn create_order(
+        &mut self,
+        now: i64,
+        row: &OrderRow<'_>,
+        state: OrderState,
+    ) -> Result<Option<i64>, StoreError> {
+        let query = sqlx::query(self.db.sql(&statements::insert_order(self.dialect())));
+        let query = bind(query, &row.insert_values(state, now));
+        self.db.insert_if_new(self.tx, query).await
+    }
+
+    async fn lock_order(
+        &mut self,
+        platform: &str,
+        shop: &str,
+        external_id: &str,
+    ) -> Result<Option<(i64, bool, bool)>, StoreError> {
+        let row = sqlx::query(self.db.sql(&statements::lock_order(self.dialect())))
+            .bind(platform.to_owned())
+            .bind(shop.to_owned())
+            .bind(external_id.to_owned())
+            .fetch_optional(&mut **self.tx)
+            .await?;
+        row.map(|r| Ok((r.try_get("id")?, flag(&r, "paid")?, flag(&r, "cancelled")?)))
+            .transpose()
+    }
+
+    async fn update_order(
+        &mut self,
+        now: i64,
+        id: i64,
+        row: &OrderRow<'_>,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query(self.db.sql(&statements::update_order(self.dialect())));
+        let done = bind(query, &row.update_values(id, now))
+            .execute(&mut **self.tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn load_items(&mut self, order_id: i64) -> Result<Vec<StoredItem>, StoreError> {
+        let rows = sqlx::query(self.db.sql(statements::LOAD_ITEMS))
+            .bind(order_id)
+            .fetch_all(&mut **self.tx)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredItem {
+                    id: r.try_get("id")?,
+                    line_item_id: text(r, "line_item_id")?,
+                    part: r.try_get("part")?,
+                    sku: text(r, "sku")?,
+                    course_key: opt_text(r, "course_key")?,
+                    mode: opt_text(r, "mode")?,
+                    email: opt_text(r, "email")?,
+                    action: parse(&text(r, "action")?)?,
+                    state: parse(&text(r, "state")?)?,
+                    before_enrollment: r
+                        .try_get::<Option<i64>, _>("before_enrollment")?
+                        .map(|b| b != 0),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_item(
+        &mut self,
+        now: i64,
+        order_id: i64,
+        line_item_id: &str,
+        part: i64,
+        row: &ItemRow<'_>,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query(self.db.sql(statements::INSERT_ITEM));
+        bind(query, &row.insert_values(now, order_id, line_item_id, part))
+            .execute(&mut **self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_item(
+        &mut self,
+        now: i64,
+        id: i64,
+        row: &ItemRow<'_>,
+    ) -> Result<(), StoreError> {
+        let statement = statements::update_item(row.state);
+        bind(
+            sqlx::query(self.db.sql(&statement)),
+            &row.update_values(id, now),
+        )
+        .execute(&mut **self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_order_state(&mut self, now: i64, order_id: i64) -> Result<(), StoreError> {
+        self.db.update_order_state(self.tx, order_id, now).await
+    }
+
+    async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError> {
+        let query = sqlx::query(self.db.sql(&statements::insert_request(self.dialect())));
+        let query = bind(query, &row.values(now));
+        self.db.insert(self.tx, query).await
+    }
+}
