@@ -101,6 +101,9 @@ pub fn spawn_workers(
     shutdown: CancellationToken,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    if count > 0 {
+        store.listen_for_work(shutdown.clone());
+    }
     let problems = Arc::new(ProblemLog::default());
     for n in 0..count {
         let worker = Worker {

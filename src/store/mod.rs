@@ -48,9 +48,22 @@ impl Store {
         self.db.dialect()
     }
 
-    /// Woken whenever this process stores new due work.
+    /// Woken whenever this process stores new due work (and, once
+    /// `listen_for_work` runs, whenever another process does).
     pub fn work_available(&self) -> Arc<Notify> {
         self.work_available.clone()
+    }
+
+    /// Wakes `work_available` when another process announces new work
+    /// (PostgreSQL's `LISTEN`), until `stop`; on other databases, nothing.
+    pub fn listen_for_work(&self, stop: tokio_util::sync::CancellationToken) {
+        self.db.listen_for_work(self.work_available.clone(), stop);
+    }
+
+    /// Work became due: idle workers here and in other processes look now.
+    async fn work_added(&self) {
+        self.work_available.notify_waiters();
+        self.db.announce().await;
     }
 
     /// Whether the database answers and its schema is current.
@@ -139,14 +152,14 @@ impl Store {
     /// The same for the order with our own id `order_id` (never a shop's number).
     pub async fn retry_order_id(&self, order_id: i64) -> Result<u64, StoreError> {
         let n = self.db.retry_failed(Some(order_id)).await?;
-        self.work_available.notify_waiters();
+        self.work_added().await;
         Ok(n)
     }
 
     /// Makes every failed item pending again with fresh attempts.
     pub async fn retry_all_failed(&self) -> Result<u64, StoreError> {
         let n = self.db.retry_failed(None).await?;
-        self.work_available.notify_waiters();
+        self.work_added().await;
         Ok(n)
     }
 
@@ -230,7 +243,7 @@ impl Store {
         email: &LearnerEmail,
     ) -> Result<(), StoreError> {
         self.db.set_email(enrollment_id, email).await?;
-        self.work_available.notify_waiters();
+        self.work_added().await;
         Ok(())
     }
 

@@ -35,6 +35,7 @@ macro_rules! on_each_database {
 }
 
 mod admin;
+mod announce;
 mod browser;
 mod cancellation_race;
 mod cancellations;

@@ -32,7 +32,14 @@ impl Commit for SqlStore {
                 db: self,
                 tx: &mut tx,
             };
-            write_batch(&mut statements, now, writes, isolate).await?
+            let results = write_batch(&mut statements, now, writes, isolate).await?;
+            if results
+                .iter()
+                .any(|r| matches!(r, Ok(stored) if stored.new_work))
+            {
+                self.announce_in(&mut tx).await?;
+            }
+            results
         })
     }
 }

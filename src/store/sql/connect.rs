@@ -39,6 +39,7 @@ impl SqlStore {
                     reader,
                     sqlite_file: file.map(Arc::from),
                     write_turns: Some(Default::default()),
+                    listen_url: None,
                 })
             }
             Dialect::Postgres | Dialect::MySql => {
@@ -83,6 +84,7 @@ impl SqlStore {
                     reader: pool,
                     sqlite_file: None,
                     write_turns: None,
+                    listen_url: (dialect == Dialect::Postgres).then(|| Arc::from(url.as_str())),
                 })
             }
         }

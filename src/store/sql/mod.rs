@@ -1,6 +1,7 @@
 //! The statements, for SQLite, PostgreSQL and MySQL/MariaDB alike, through
 //! sqlx's `Any` driver; where the databases differ, `Dialect` says how.
 
+mod announce;
 mod browse;
 mod claims;
 mod connect;
@@ -68,6 +69,8 @@ pub(super) struct SqlStore {
     /// workers out for seconds; this process's writers take turns here first,
     /// in the order they asked.
     write_turns: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// PostgreSQL: where to listen for work other processes announce.
+    listen_url: Option<Arc<str>>,
 }
 
 /// One writer's turn on an SQLite database.
