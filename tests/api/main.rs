@@ -57,4 +57,5 @@ mod secrets;
 mod service;
 mod shopify;
 mod storage;
+mod storage_faults;
 mod woocommerce;
