@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -22,7 +22,12 @@ use crate::domain::Delivery;
 use crate::intake::{self, Arrival};
 use crate::metrics::Verdict;
 use crate::shops::{self, Endpoint, Judgement, Rejection};
-use crate::store::RequestRecord;
+use crate::store::{RequestRecord, StoreError};
+
+/// How long a delivery waits for the commit that stores it before the answer
+/// is 503: within Shopify's 5 s, and never for as long as the database stays
+/// unreachable. A write that commits later makes the redelivery a duplicate.
+pub(super) const COMMIT_WAIT: Duration = Duration::from_secs(4);
 
 /// How much of an oversized body is kept for the operator to look at.
 const KEPT_OF_OVERSIZED: usize = 64 * 1024;
@@ -104,20 +109,30 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
         envelope: shops::envelope(endpoint.platform, &headers),
         fetched: false,
     };
-    let taken = if ambiguous {
-        let refused = Judgement::Rejected(Rejection::BadRequest(AmbiguousLength::REASON.into()));
-        intake::record_judged(&state.store, state.intake_policy.clone(), &record, refused).await
-    } else {
-        intake::take(
-            &state.store,
-            &state.config,
-            state.intake_policy.clone(),
-            Arrival::Webhook(endpoint),
-            &headers,
-            &record,
-        )
-        .await
+    let taking = async {
+        if ambiguous {
+            let refused =
+                Judgement::Rejected(Rejection::BadRequest(AmbiguousLength::REASON.into()));
+            intake::record_judged(&state.store, state.intake_policy.clone(), &record, refused).await
+        } else {
+            intake::take(
+                &state.store,
+                &state.config,
+                state.intake_policy.clone(),
+                Arrival::Webhook(endpoint),
+                &headers,
+                &record,
+            )
+            .await
+        }
     };
+    let taken = tokio::time::timeout(COMMIT_WAIT, taking)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Write(format!(
+                "the database did not commit within {COMMIT_WAIT:?}"
+            )))
+        });
     let (judgement, stored) = match taken {
         Ok(taken) => (taken.judgement, taken.verdict),
         Err(e) => {
