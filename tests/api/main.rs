@@ -45,6 +45,7 @@ mod first_hour;
 mod helpers;
 mod hostile;
 mod hostile_requests;
+mod kill_rounds;
 mod lifecycle;
 mod limits;
 mod lms;
