@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::intake::COMMIT_WAIT;
 use super::AppState;
 use crate::redact::Redactor;
 
@@ -15,9 +16,15 @@ pub async fn healthz() -> &'static str {
 /// What needs an operator, each as one line; `Err` when the database does not answer.
 async fn problems(state: &AppState) -> Result<Vec<String>, String> {
     let unavailable = |e| format!("database unavailable (unreachable or not migrated): {e}");
-    state.store.ping().await.map_err(unavailable)?;
     // The LMS's condition is kept in the database: it can only be read from there.
-    let lms = state.store.lms_status().await.map_err(unavailable)?;
+    let reading = async {
+        state.store.ping().await?;
+        state.store.lms_status().await
+    };
+    let lms = tokio::time::timeout(COMMIT_WAIT, reading)
+        .await
+        .map_err(|_| format!("database unavailable: no answer within {COMMIT_WAIT:?}"))?
+        .map_err(unavailable)?;
     let redactor = Redactor::from_config(&state.config);
     let mut lines = Vec::new();
     if let Some(reason) = lms.misconfigured {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -22,7 +22,12 @@ use crate::domain::Rejection;
 use crate::intake::{self, Arrival};
 use crate::metrics::Verdict;
 use crate::shops::{self, Endpoint};
-use crate::store::{Outcome, RequestRecord};
+use crate::store::{Outcome, RequestRecord, StoreError};
+
+/// How long a delivery waits for the commit that stores it before the answer
+/// is 503: within Shopify's 5 s, and never for as long as the database stays
+/// unreachable. A write that commits later makes the redelivery a duplicate.
+pub(super) const COMMIT_WAIT: Duration = Duration::from_secs(4);
 
 /// How much of an oversized body is kept for the operator to look at.
 const KEPT_OF_OVERSIZED: usize = 64 * 1024;
@@ -113,7 +118,7 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
         Arrival::Webhook(endpoint)
     };
     let policy = state.intake_policy.clone();
-    let taken = intake::take(
+    let taking = intake::take(
         &state.store,
         &state.config,
         policy,
@@ -121,7 +126,14 @@ async fn take(state: &AppState, request: Incoming, body: Body) -> (Verdict, Resp
         &headers,
         &record,
     );
-    let outcome = match taken.await {
+    let taken = tokio::time::timeout(COMMIT_WAIT, taking)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Write(format!(
+                "the database did not commit within {COMMIT_WAIT:?}"
+            )))
+        });
+    let outcome = match taken {
         Ok(outcome) => outcome,
         Err(e) => {
             warn!(error = %e, "could not store a delivery; answered 503 so that the shop retries");

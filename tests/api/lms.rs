@@ -47,6 +47,8 @@ pub enum Reply {
     AfterDoing(u16),
     /// A status with this body as `text/html` (a proxy's error page, a login page).
     Html(u16, &'static str),
+    /// Does what was asked, and answers only after this long.
+    Slow(std::time::Duration),
 }
 
 /// An enrollment with a mode, as the Enrollment API keeps it.
@@ -424,6 +426,7 @@ impl BulkEnrollView {
         if state.down {
             return ResponseTemplate::new(503).set_body_string("Service Unavailable");
         }
+        let mut answer_delay = state.answer_delay;
         match state.script.pop_front() {
             Some(Reply::Status(code)) => {
                 return ResponseTemplate::new(code).set_body_string(format!("scripted {code}"))
@@ -442,6 +445,7 @@ impl BulkEnrollView {
                 return ResponseTemplate::new(code)
                     .set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8")
             }
+            Some(Reply::Slow(delay)) => answer_delay = delay,
             Some(Reply::AfterDoing(_)) | None => {}
         }
         let course = call.field("courses").to_owned();
@@ -503,7 +507,7 @@ impl BulkEnrollView {
         }
         let auto_enroll = call.field("auto_enroll") == "true";
         ResponseTemplate::new(200)
-            .set_delay(state.answer_delay)
+            .set_delay(answer_delay)
             .set_body_json(json!({
                 "action": action, "auto_enroll": auto_enroll, "email_students": call.field("email_students") == "true",
                 "courses": {course.clone(): {"action": action, "auto_enroll": auto_enroll, "results": results}}
@@ -568,6 +572,7 @@ impl EnrollmentApi {
                     .set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8")
             }
             Some(Reply::AfterDoing(code)) => Some(code),
+            Some(Reply::Slow(_)) => panic!("slow answers are scripted for bulk enrollment only"),
             None => None,
         };
         let email = body["email"].as_str().unwrap_or_default().to_lowercase();
