@@ -4,12 +4,12 @@ use sqlx::{Executor, Row};
 
 use super::plan::StoredItem;
 use super::rows::{statements, ItemRow, OrderRow, RequestRow, Value};
-use super::write::{write_batch, IntakeTx};
+use super::write::{write_batch, Accepted, IntakeTx, WebhookKey};
 use super::writer::Commit;
 use super::{IntakeWrite, Stored};
 use crate::domain::OrderState;
 use crate::store::dialect::Dialect;
-use crate::store::sql::{flag, opt_text, parse, text, SqlStore, Tx};
+use crate::store::sql::{flag, opt_text, parse, text, value_runs, SqlStore, Tx};
 use crate::store::StoreError;
 
 impl Commit for SqlStore {
@@ -93,6 +93,57 @@ impl IntakeTx for SqlxIntake<'_> {
             .fetch_optional(&mut **self.tx)
             .await?;
         Ok(row.map(|r| r.try_get("order_id")).transpose()?)
+    }
+
+    async fn accepted_webhooks(&mut self, keys: &[WebhookKey<'_>]) -> Result<Accepted, StoreError> {
+        let mut accepted = Accepted::new();
+        for keys in value_runs(keys) {
+            let mut query = sqlx::query(self.db.sql(&statements::accepted_webhooks(keys.len())));
+            for key in keys {
+                query = query
+                    .bind(key.0.to_owned())
+                    .bind(key.1.to_owned())
+                    .bind(key.2.to_owned());
+            }
+            for row in query.fetch_all(&mut **self.tx).await? {
+                let key = (text(&row, "platform")?, text(&row, "shop")?, text(&row, "webhook_id")?);
+                accepted.insert(key, row.try_get("order_id")?);
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// On MySQL one at a time: the ids a multi-row insert takes need not be
+    /// consecutive (`innodb_autoinc_lock_mode` 2), and it returns only the first.
+    async fn insert_requests(
+        &mut self,
+        now: i64,
+        rows: &[&RequestRow<'_>],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(rows.len());
+        if self.dialect() == Dialect::MySql {
+            for row in rows {
+                ids.push(self.insert_request(now, row).await?);
+            }
+            return Ok(ids);
+        }
+        for rows in value_runs(rows) {
+            let statement = statements::insert_requests(self.dialect(), rows.len());
+            let mut query = sqlx::query(self.db.sql(&statement));
+            for row in rows {
+                query = bind(query, &row.values(now));
+            }
+            let mut run: Vec<i64> = query
+                .fetch_all(&mut **self.tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>(0))
+                .collect::<Result<_, _>>()?;
+            // One statement takes its ids in the order of its rows.
+            run.sort_unstable();
+            ids.extend(run);
+        }
+        Ok(ids)
     }
 
     async fn create_order(

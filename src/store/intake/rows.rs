@@ -2,6 +2,8 @@
 //! binds in its statement's order (one list for both executors), and the
 //! statements' texts.
 
+use std::borrow::Cow;
+
 use crate::domain::{EnrollmentState, Order, OrderState, Verified};
 use crate::store::intake::plan::ItemFields;
 use crate::store::intake::RequestRecord;
@@ -107,7 +109,7 @@ pub struct RequestRow<'a> {
     pub body_truncated: bool,
     pub http_status: u16,
     pub outcome: &'a str,
-    pub reason: Option<&'a str>,
+    pub reason: Option<Cow<'a, str>>,
     pub shop: Option<&'a str>,
     pub topic: Option<&'a str>,
     pub webhook_id: Option<&'a str>,
@@ -120,7 +122,7 @@ impl<'a> RequestRow<'a> {
         verified: Option<&'a Verified>,
         http_status: u16,
         outcome: &'a str,
-        reason: Option<&'a str>,
+        reason: Option<Cow<'a, str>>,
         order_id: Option<i64>,
     ) -> Self {
         let shop = verified
@@ -140,7 +142,7 @@ impl<'a> RequestRow<'a> {
             body_truncated: request.body_truncated,
             http_status,
             outcome,
-            reason: reason.map(|r| clip(r, 2000)),
+            reason: reason.map(|r| clipped(r, 2000)),
             shop: shop.map(|s| clip(s, 255)),
             topic: topic.map(|s| clip(s, 255)),
             webhook_id: request.envelope.webhook_id.as_deref().map(|s| clip(s, 255)),
@@ -247,12 +249,20 @@ impl RequestRow<'_> {
             self.body_truncated.into(),
             i64::from(self.http_status).into(),
             self.outcome.into(),
-            self.reason.into(),
+            self.reason.as_deref().into(),
             self.shop.into(),
             self.topic.into(),
             self.webhook_id.into(),
             self.order_id.into(),
         ]
+    }
+}
+
+/// Text cut to `max_chars`, borrowed or owned as it came.
+fn clipped(text: Cow<'_, str>, max_chars: usize) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(text) => Cow::Borrowed(clip(text, max_chars)),
+        Cow::Owned(text) => Cow::Owned(clip(&text, max_chars).to_owned()),
     }
 }
 
@@ -316,12 +326,30 @@ pub mod statements {
     }
 
     pub fn insert_request(dialect: Dialect) -> String {
+        insert_requests(dialect, 1)
+    }
+
+    /// `rows` requests in one statement; their ids where the database can
+    /// return them (not MySQL).
+    pub fn insert_requests(dialect: Dialect, rows: usize) -> String {
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         returning_id(
             dialect,
-            "INSERT INTO requests (received_at, platform, method, endpoint, source_ip, headers, body, body_size, \
-             body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                .to_owned(),
+            format!(
+                "INSERT INTO requests (received_at, platform, method, endpoint, source_ip, headers, body, body_size, \
+                 body_truncated, http_status, outcome, reason, shop, topic, webhook_id, order_id) VALUES {}",
+                vec![row; rows].join(", ")
+            ),
+        )
+    }
+
+    /// The webhooks among `keys` (platform, shop, webhook id) that a delivery
+    /// was taken in with, and its order.
+    pub fn accepted_webhooks(keys: usize) -> String {
+        format!(
+            "SELECT platform, shop, webhook_id, order_id FROM requests \
+             WHERE outcome IN ('accepted', 'awaiting_payment') AND ({})",
+            vec!["(platform = ? AND shop = ? AND webhook_id = ?)"; keys].join(" OR ")
         )
     }
 

@@ -4,13 +4,15 @@
 //! database; on an SQLite file, `embedded` runs them on the intake writer's
 //! own connection, a whole batch in one go.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use super::plan::{self, IntakePolicy, ItemChange, StoredItem};
 use super::rows::{ItemRow, OrderRow, RequestRow};
 use super::{IntakeWrite, Outcome, Stored, Taken};
 use crate::domain::{
     Acceptance, Delivery, EnrollmentState, Judgement, Order, OrderState, Verified,
 };
-use crate::store::intake::RequestRecord;
 use crate::store::sql::clip;
 use crate::store::StoreError;
 
@@ -62,6 +64,100 @@ pub trait IntakeTx {
     /// Recomputes an order's state from its items.
     async fn update_order_state(&mut self, now: i64, order_id: i64) -> Result<(), StoreError>;
     async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError>;
+
+    /// Of these webhooks, the ones a delivery was taken in with before, with
+    /// its order. Where round trips cost, a few statements for them all.
+    async fn accepted_webhooks(&mut self, keys: &[WebhookKey<'_>]) -> Result<Accepted, StoreError> {
+        let mut accepted = Accepted::new();
+        for key in keys {
+            if let Some(order_id) = self.accepted_webhook(key.0, key.1, key.2).await? {
+                accepted.insert(key.owned(), order_id);
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// Inserts the rows; their ids, in their order. Where round trips cost,
+    /// a few statements for them all.
+    async fn insert_requests(
+        &mut self,
+        now: i64,
+        rows: &[&RequestRow<'_>],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(self.insert_request(now, row).await?);
+        }
+        Ok(ids)
+    }
+}
+
+/// A webhook as the shop names it: platform, shop, webhook id (cut to its column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookKey<'a>(pub &'a str, pub &'a str, pub &'a str);
+
+impl WebhookKey<'_> {
+    fn owned(&self) -> (String, String, String) {
+        (self.0.to_owned(), self.1.to_owned(), self.2.to_owned())
+    }
+
+    /// The webhook a trusted delivery names, if it names one.
+    fn of(write: &IntakeWrite) -> Option<WebhookKey<'_>> {
+        let Judgement::Trusted(verified) = &write.judgement else {
+            return None;
+        };
+        let webhook_id = verified.webhook_id.as_deref()?;
+        Some(WebhookKey(
+            write.request.platform.as_str(),
+            clip(&verified.shop, 255),
+            clip(webhook_id, 255),
+        ))
+    }
+}
+
+/// Webhooks taken in before, with their order.
+pub type Accepted = HashMap<(String, String, String), Option<i64>>;
+
+/// A request taken in whose row is yet to be inserted: a batch inserts the
+/// rows of all its requests together.
+struct Taking<'a> {
+    outcome: Outcome,
+    /// `None`: nothing to store (a fetched order that brought nothing new).
+    request: Option<RequestRow<'a>>,
+    new_work: bool,
+}
+
+impl Taking<'_> {
+    fn stored(self, request_id: Option<i64>) -> Stored {
+        let mut outcome = self.outcome;
+        match &mut outcome {
+            Outcome::Ping { request_id: id } | Outcome::Rejected { request_id: id, .. } => {
+                *id = request_id.unwrap_or_default()
+            }
+            Outcome::Taken(taken) => taken.request_id = request_id,
+        }
+        Stored {
+            outcome,
+            new_work: self.new_work,
+        }
+    }
+}
+
+/// Inserts the requests' rows, then says how each was stored.
+async fn insert_requests<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    taking: Vec<Taking<'_>>,
+) -> Result<Vec<Stored>, StoreError> {
+    let rows: Vec<&RequestRow<'_>> = taking.iter().filter_map(|t| t.request.as_ref()).collect();
+    let mut ids = tx.insert_requests(now, &rows).await?.into_iter();
+    Ok(taking
+        .into_iter()
+        .map(|t| {
+            let id = t.request.as_ref().and_then(|_| ids.next());
+            t.stored(id)
+        })
+        .collect())
 }
 
 /// Stores many requests in the caller's transaction. Without `isolate` the
@@ -74,14 +170,20 @@ pub async fn write_batch<T: IntakeTx>(
     writes: &[IntakeWrite],
     isolate: bool,
 ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
+    if !isolate {
+        let keys: Vec<WebhookKey<'_>> = writes.iter().filter_map(WebhookKey::of).collect();
+        let mut accepted = tx.accepted_webhooks(&keys).await?;
+        let mut taking = Vec::with_capacity(writes.len());
+        for write in writes {
+            taking.push(take(tx, now, write, &mut accepted).await?);
+        }
+        let stored = insert_requests(tx, now, taking).await?;
+        return Ok(stored.into_iter().map(Ok).collect());
+    }
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
-        if !isolate {
-            results.push(Ok(write_one(tx, now, write).await?));
-            continue;
-        }
         tx.savepoint("SAVEPOINT delivery").await?;
-        match write_one(tx, now, write).await {
+        match write_alone(tx, now, write).await {
             Ok(written) => {
                 tx.savepoint("RELEASE SAVEPOINT delivery").await?;
                 results.push(Ok(written));
@@ -119,7 +221,7 @@ async fn write_unstorable<T: IntakeTx>(
     let reason =
         format!("the delivery could not be stored ({error}); replay it once this is mended");
     tracing::error!(shop = %verified.shop, topic = %verified.topic, %reason, "a trusted delivery was not taken in");
-    let row = RequestRow::new(request, Some(verified), 200, "ignored", Some(&reason), None);
+    let row = RequestRow::new(request, Some(verified), 200, "ignored", Some(Cow::Borrowed(&reason)), None);
     tx.savepoint("SAVEPOINT delivery").await?;
     match tx.insert_request(now, &row).await {
         Ok(request_id) => {
@@ -142,34 +244,57 @@ async fn write_unstorable<T: IntakeTx>(
     }
 }
 
-async fn write_one<T: IntakeTx>(
+/// One request in the transaction, its row inserted too.
+async fn write_alone<T: IntakeTx>(
     tx: &mut T,
     now: i64,
     write: &IntakeWrite,
 ) -> Result<Stored, StoreError> {
+    let keys: Vec<WebhookKey<'_>> = WebhookKey::of(write).into_iter().collect();
+    let mut accepted = tx.accepted_webhooks(&keys).await?;
+    let taking = take(tx, now, write, &mut accepted).await?;
+    let mut stored = insert_requests(tx, now, vec![taking]).await?;
+    Ok(stored.remove(0))
+}
+
+/// What a request implies, all but its own row; `accepted` learns of the
+/// webhook it was taken in with.
+async fn take<'w, T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    write: &'w IntakeWrite,
+    accepted: &mut Accepted,
+) -> Result<Taking<'w>, StoreError> {
     let request = &write.request;
-    let outcome = match &write.judgement {
-        Judgement::Ping => {
-            let row = RequestRow::new(request, None, 200, "ping", None, None);
-            Outcome::Ping {
-                request_id: tx.insert_request(now, &row).await?,
-            }
-        }
+    let (outcome, row) = match &write.judgement {
+        Judgement::Ping => (
+            Outcome::Ping { request_id: 0 },
+            RequestRow::new(request, None, 200, "ping", None, None),
+        ),
         Judgement::Rejected(rejection) => {
             let (status, reason) = (rejection.status(), rejection.to_string());
-            let row = RequestRow::new(request, None, status, "rejected", Some(&reason), None);
-            Outcome::Rejected {
-                request_id: tx.insert_request(now, &row).await?,
+            let row = RequestRow::new(
+                request,
+                None,
+                status,
+                "rejected",
+                Some(Cow::Owned(reason.clone())),
+                None,
+            );
+            let outcome = Outcome::Rejected {
+                request_id: 0,
                 status,
                 reason,
-            }
+            };
+            (outcome, row)
         }
         Judgement::Trusted(verified) => {
-            return take_delivery(tx, now, request, verified, &write.policy).await
+            return take_delivery(tx, now, write, verified, accepted).await
         }
     };
-    Ok(Stored {
+    Ok(Taking {
         outcome,
+        request: Some(row),
         new_work: false,
     })
 }
@@ -197,41 +322,34 @@ fn taken(
     }
 }
 
-async fn take_delivery<T: IntakeTx>(
+async fn take_delivery<'w, T: IntakeTx>(
     tx: &mut T,
     now: i64,
-    request: &RequestRecord,
-    verified: &Verified,
-    policy: &IntakePolicy,
-) -> Result<Stored, StoreError> {
+    write: &'w IntakeWrite,
+    verified: &'w Verified,
+    accepted: &mut Accepted,
+) -> Result<Taking<'w>, StoreError> {
+    let (request, policy) = (&write.request, &write.policy);
     let platform = request.platform.as_str();
     let shop = clip(&verified.shop, 255);
+    let webhook = WebhookKey::of(write).map(|key| key.owned());
 
-    if let Some(webhook_id) = &verified.webhook_id {
-        if let Some(order_id) = tx
-            .accepted_webhook(platform, shop, clip(webhook_id, 255))
-            .await?
-        {
-            let reason = format!("webhook {webhook_id} was accepted before");
-            let row = RequestRow::new(
-                request,
-                Some(verified),
-                200,
-                "duplicate",
-                Some(&reason),
-                order_id,
-            );
-            let request_id = tx.insert_request(now, &row).await?;
-            return Ok(Stored {
-                outcome: Outcome::Taken(taken(
-                    verified,
-                    Some(request_id),
-                    Acceptance::Duplicate,
-                    order_id,
-                )),
-                new_work: false,
-            });
-        }
+    if let Some(&order_id) = webhook.as_ref().and_then(|key| accepted.get(key)) {
+        let webhook_id = verified.webhook_id.as_deref().unwrap_or_default();
+        let reason = format!("webhook {webhook_id} was accepted before");
+        let row = RequestRow::new(
+            request,
+            Some(verified),
+            200,
+            "duplicate",
+            Some(Cow::Owned(reason)),
+            order_id,
+        );
+        return Ok(Taking {
+            outcome: Outcome::Taken(taken(verified, None, Acceptance::Duplicate, order_id)),
+            request: Some(row),
+            new_work: false,
+        });
     }
 
     let mut created_order = false;
@@ -274,25 +392,25 @@ async fn take_delivery<T: IntakeTx>(
             (acceptance, Some(id), None, new_work)
         }
     };
+    // A redelivery later in the batch finds this one.
+    if let (Some(key), Acceptance::Accepted | Acceptance::AwaitingPayment) = (webhook, acceptance) {
+        accepted.insert(key, order_id);
+    }
     let row = RequestRow::new(
         request,
         Some(verified),
         200,
         acceptance.as_str(),
-        reason.as_deref(),
+        reason.map(Cow::Owned),
         order_id,
     );
     let unchanged_fetch = request.fetched && acceptance == Acceptance::Duplicate;
-    let request_id = if unchanged_fetch {
-        None
-    } else {
-        Some(tx.insert_request(now, &row).await?)
-    };
-    Ok(Stored {
+    Ok(Taking {
         outcome: Outcome::Taken(Taken {
             created_order,
-            ..taken(verified, request_id, acceptance, order_id)
+            ..taken(verified, None, acceptance, order_id)
         }),
+        request: (!unchanged_fetch).then_some(row),
         new_work,
     })
 }

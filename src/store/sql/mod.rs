@@ -272,7 +272,7 @@ fn id_list(ids: &[i64]) -> (String, Vec<i64>) {
 
 /// Rows of a multi-row `VALUES`, taken in runs of a power of two up to 16
 /// (for the same reason as `id_list`).
-fn value_runs<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+pub(in crate::store) fn value_runs<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         if rest.is_empty() {
