@@ -1,6 +1,9 @@
-//! What the operator commands do, as functions returning values; the command
-//! line prints them (`render` makes them text).
+//! What the operator commands do, as functions returning values; `commands`
+//! runs each for the command line and prints the result (`render` makes it
+//! text); `check` looks at the settings, the database and the LMS.
 
+pub mod check;
+pub mod commands;
 pub mod healthcheck;
 pub mod render;
 
