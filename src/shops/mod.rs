@@ -4,6 +4,8 @@
 #[cfg(test)]
 mod proptests;
 pub mod shopify;
+#[cfg(test)]
+mod testing;
 pub mod woocommerce;
 
 use axum::http::{HeaderMap, StatusCode};
