@@ -84,14 +84,14 @@ fn span_field<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
 async fn check_with_a_bad_setting_exits_2_before_looking_at_anything() {
     let lms = FakeLms::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let url = fresh_database(Db::Sqlite, &dir).await;
     let env = with_setting(service_env(&lms, &url), "EDX_WEBHOOKS_MAX_ATTEMPTS", "many");
     let (code, stdout, stderr) = check(dir.path(), &env).await;
 
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(stderr.contains("EDX_WEBHOOKS_MAX_ATTEMPTS"), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
-    assert!(!dir.path().join("db.sqlite3").exists());
+    assert!(!dir.path().join(SQLITE_FILE).exists());
     assert_eq!(lms.with(|s| s.tokens_issued), 0);
 }
 
@@ -143,7 +143,7 @@ async fn next_plain_line(lines: &mut Lines<BufReader<ChildStderr>>) -> String {
 async fn text_logs_are_plain_and_carry_the_request_id() {
     let lms = FakeLms::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let url = fresh_database(Db::Sqlite, &dir).await;
     let mut env = service_env(&lms, &url);
     env.retain(|(name, _)| *name != "EDX_WEBHOOKS_LOG_FORMAT");
     let mut child = command(dir.path(), &env).spawn().unwrap();
