@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::healthcheck::probe;
-use super::{check, render, replay, set_email, show_order, OperatorError};
+use super::{check, rejected_requests, render, replay, set_email, show_order, OperatorError};
 use crate::config::{known_settings, Config, Warning};
 use crate::domain::OrderState;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
+use crate::redact::Redactor;
 use crate::store::{OrderQuery, Store, StoreError};
 
 #[derive(Subcommand)]
@@ -305,7 +306,7 @@ async fn run_webhooks(
             unresolved,
             json,
         } => {
-            let page = store.rejected_requests(limit, 0, unresolved).await?;
+            let page = rejected_requests(store, config, limit, unresolved).await?;
             if json {
                 print_json(&page.requests);
             } else {
@@ -315,7 +316,9 @@ async fn run_webhooks(
         }
         WebhooksCommand::Replay { request } => {
             let replayed = replay(store, config, request).await?;
-            print!("{}", render::replayed(&replayed));
+            // The reason may quote what the sender wrote.
+            let redactor = Redactor::from_config(config);
+            print!("{}", redactor.clean(&render::replayed(&replayed)));
             Ok(if replayed.verdict.trusted() {
                 ExitCode::SUCCESS
             } else {

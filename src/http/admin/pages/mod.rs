@@ -101,6 +101,7 @@ pub struct RequestBlock {
 
 impl RequestBlock {
     pub(super) fn of(request: &StoredRequest, redactor: &Redactor) -> RequestBlock {
+        let request = &redactor.stored_request(request);
         RequestBlock {
             id: request.id,
             received: view::time(request.received_at_ms),
@@ -111,14 +112,11 @@ impl RequestBlock {
             http_status: request.http_status,
             status_class: format!("s{}", request.http_status / 100),
             outcome: request.outcome.clone(),
-            reason: request
-                .reason
-                .as_deref()
-                .map(|r| redactor.clean(r).into_owned()),
+            reason: request.reason.clone(),
             webhook_id: request.webhook_id.clone(),
             size: view::size(request.body_size),
             truncated: request.body_truncated,
-            headers: redactor.headers(&request.headers),
+            headers: request.headers.clone(),
             body: redactor.raw_body(&request.body),
             pretty: redactor.pretty_body(&request.body),
             replay_of: request.replays.replay_of,

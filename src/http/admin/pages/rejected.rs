@@ -34,6 +34,7 @@ pub struct RejectedRow {
 
 impl RejectedRow {
     fn of(request: &RequestView, now: i64, redactor: &Redactor) -> RejectedRow {
+        let request = redactor.request_view(request);
         RejectedRow {
             id: request.id,
             received: view::relative(request.received_at_ms, now),
@@ -42,9 +43,7 @@ impl RejectedRow {
             shop: request.shop.clone().unwrap_or_else(|| "—".into()),
             topic: request.topic.clone().unwrap_or_else(|| "—".into()),
             http_status: request.http_status,
-            reason: redactor
-                .clean(request.reason.as_deref().unwrap_or(&request.outcome))
-                .into_owned(),
+            reason: request.reason.clone().unwrap_or(request.outcome.clone()),
             source_ip: request.source_ip.clone().unwrap_or_else(|| "—".into()),
             replay_of: request.replays.replay_of,
             resolved_by: request

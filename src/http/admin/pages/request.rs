@@ -27,6 +27,7 @@ pub async fn request(
 ) -> Result<Response, PageError> {
     let stored = state.store.request(request_id).await?;
     let redactor = Redactor::from_config(&state.config);
+    let stored = redactor.stored_request(&stored);
     let section = if stored.http_status >= 400 {
         "rejected"
     } else {
