@@ -6,6 +6,33 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// A state or kind stored as text: `as_str`, `FromStr`, `Display`, `Serialize`
+/// and `ALL` from one list of variants and their texts.
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s { $($text => Ok($name::$variant),)+ _ => Err(UnknownValue(s.to_owned())) }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// The shop software that sent a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Platform {
@@ -13,37 +40,18 @@ pub enum Platform {
     WooCommerce,
 }
 
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Shopify => "shopify",
-            Platform::WooCommerce => "woocommerce",
-        }
-    }
+text_enum!(Platform {
+    Shopify = "shopify",
+    WooCommerce = "woocommerce",
+});
 
+impl Platform {
     /// The name shown to people, e.g. in the LMS's enrollment audit trail.
     pub fn display_name(self) -> &'static str {
         match self {
             Platform::Shopify => "Shopify",
             Platform::WooCommerce => "WooCommerce",
         }
-    }
-}
-
-impl FromStr for Platform {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "shopify" => Ok(Platform::Shopify),
-            "woocommerce" => Ok(Platform::WooCommerce),
-            _ => Err(UnknownValue(s.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -311,16 +319,12 @@ pub enum Acceptance {
     Ignored,
 }
 
-impl Acceptance {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Acceptance::Accepted => "accepted",
-            Acceptance::Duplicate => "duplicate",
-            Acceptance::AwaitingPayment => "awaiting_payment",
-            Acceptance::Ignored => "ignored",
-        }
-    }
-}
+text_enum!(Acceptance {
+    Accepted = "accepted",
+    Duplicate = "duplicate",
+    AwaitingPayment = "awaiting_payment",
+    Ignored = "ignored",
+});
 
 /// What an enrollment asks of the LMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -332,52 +336,11 @@ pub enum Action {
     Invite,
 }
 
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Enroll => "enroll",
-            Action::Unenroll => "unenroll",
-            Action::Invite => "invite",
-        }
-    }
-}
-
-impl FromStr for Action {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "enroll" => Ok(Action::Enroll),
-            "unenroll" => Ok(Action::Unenroll),
-            "invite" => Ok(Action::Invite),
-            _ => Err(UnknownValue(s.to_owned())),
-        }
-    }
-}
-
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-        impl FromStr for $name {
-            type Err = UnknownValue;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s { $($text => Ok($name::$variant),)+ _ => Err(UnknownValue(s.to_owned())) }
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
-        }
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    };
-}
+text_enum!(Action {
+    Enroll = "enroll",
+    Unenroll = "unenroll",
+    Invite = "invite",
+});
 
 /// The state of one enrollment (a line item's course and learner).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -673,6 +636,33 @@ mod tests {
         for s in EnrollmentState::ALL {
             assert_eq!(s.as_str().parse::<EnrollmentState>().unwrap(), *s);
         }
+    }
+
+    #[test]
+    fn every_text_enum_reads_back_what_it_writes() {
+        fn round_trip<T>(all: &[T])
+        where
+            T: Copy + PartialEq + fmt::Debug + fmt::Display + FromStr + serde::Serialize,
+        {
+            for value in all {
+                let text = value.to_string();
+                assert!(text.parse::<T>().ok() == Some(*value), "{text}");
+                assert_eq!(
+                    serde_json::to_value(value.to_string()).unwrap(),
+                    text.as_str()
+                );
+            }
+            assert!("no such value".parse::<T>().is_err());
+        }
+        round_trip(Platform::ALL);
+        round_trip(Action::ALL);
+        round_trip(Acceptance::ALL);
+        round_trip(EnrollmentState::ALL);
+        round_trip(OrderState::ALL);
+        assert_eq!(
+            serde_json::to_value(Platform::WooCommerce).unwrap(),
+            "woocommerce"
+        );
     }
 
     #[test]
