@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{Rejection, Verified};
-use crate::domain::{LineItem, Order};
+use crate::domain::{Delivery, LineItem, Order};
 
 /// The base64 HMAC-SHA256 of `body` under `key`, as both shops sign.
 pub fn sign(key: &str, body: &[u8]) -> String {
@@ -25,6 +25,14 @@ pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         )
     };
     pairs.iter().map(pair).collect()
+}
+
+/// The order a trusted delivery brought (a panic for anything else).
+pub fn order_of(result: Result<Verified, Rejection>) -> Order {
+    match result.expect("trusted").delivery {
+        Delivery::Order(order) => order,
+        other => panic!("not an order: {other:?}"),
+    }
 }
 
 /// Each item's learner, or `error: reason`.

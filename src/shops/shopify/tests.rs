@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::config::Secret;
 use crate::domain::{CourseKey, CourseRef};
-use crate::shops::testing::{headers, learners, sign, verdict, Case};
+use crate::shops::testing::{headers, learners, order_of, sign, verdict, Case};
 
 const DOMAIN: &str = "example-academy.myshopify.com";
 const KEY: &str = "shpss_0a1b2c3d4e5f";
@@ -43,13 +43,7 @@ fn deliver(topic: Option<&str>, body: &[u8]) -> Result<Verified, Rejection> {
 }
 
 fn parse(topic: &str, order: &Value) -> Order {
-    match deliver(Some(topic), order.to_string().as_bytes())
-        .unwrap()
-        .delivery
-    {
-        Delivery::Order(order) => order,
-        other => panic!("not an order: {other:?}"),
-    }
+    order_of(deliver(Some(topic), order.to_string().as_bytes()))
 }
 
 /// An `orders/create` payload as Shopify sends it (abridged), for a guest checkout.

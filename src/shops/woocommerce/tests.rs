@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::config::Secret;
 use crate::domain::{CourseKey, CourseRef};
-use crate::shops::testing::{headers, learners, sign, verdict, Case};
+use crate::shops::testing::{headers, learners, order_of, sign, verdict, Case};
 
 const SOURCE_URL: &str = "https://shop.example.com/";
 const SECRET: &str = "wc-secret-9f8e7d";
@@ -45,13 +45,7 @@ fn deliver(topic: Option<&str>, body: &[u8]) -> Result<Verified, Rejection> {
 }
 
 fn parse(topic: &str, order: &Value) -> Order {
-    match deliver(Some(topic), order.to_string().as_bytes())
-        .unwrap()
-        .delivery
-    {
-        Delivery::Order(order) => order,
-        other => panic!("not an order: {other:?}"),
-    }
+    order_of(deliver(Some(topic), order.to_string().as_bytes()))
 }
 
 /// An `order.created` payload as WooCommerce sends it (abridged).
