@@ -1,4 +1,5 @@
-//! Shops: the file's and the environment's merged, switched off, refused, and their API access.
+//! Shops: the file's and the environment's merged, switched off, refused, and
+//! their API access.
 
 use std::time::Duration;
 

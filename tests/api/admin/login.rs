@@ -1,4 +1,5 @@
-//! Logging in: off without a password, wrong passwords, redirects, CSRF, the cookie, argon2 hashes, throttling.
+//! Logging in: off without a password, wrong passwords, redirects, CSRF, the
+//! cookie, argon2 hashes, throttling.
 
 use super::*;
 

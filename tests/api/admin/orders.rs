@@ -1,4 +1,5 @@
-//! The orders and an order's page: what they show, search, pages, retries, email corrections.
+//! The orders and an order's page: what they show, search, pages, retries,
+//! email corrections.
 
 use super::*;
 

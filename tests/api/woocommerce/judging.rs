@@ -1,4 +1,5 @@
-//! What is refused and why: methods, headers, signatures, bodies, sources; and a refused delivery judged again.
+//! What is refused and why: methods, headers, signatures, bodies, sources; and
+//! a refused delivery judged again.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Orders taken in: enrolled once, pings, topics, paths without a topic, learners, two shops.
+//! Orders taken in: enrolled once, pings, topics, paths without a topic,
+//! learners, two shops.
 
 use super::*;
 
