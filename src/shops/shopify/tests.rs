@@ -23,6 +23,8 @@ fn shops() -> Vec<ShopifyShop> {
         shop(" Example-Academy.myshopify.com ", Some(KEY)),
         shop("keyless.myshopify.com", None),
         shop("empty-key.myshopify.com", Some("")),
+        // Blank is no key, for the judgement as for `check`.
+        shop("blank-key.myshopify.com", Some("  ")),
     ]
 }
 
@@ -224,14 +226,16 @@ fn unprefixed_headers_are_read() {
 fn rejections_in_order() {
     let body = ORDER.as_bytes();
     let (good, wrong_key, empty_key) = (sign(KEY, body), sign("other", body), sign("", body));
+    let blank_key = sign("  ", body);
     #[rustfmt::skip]
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         (&[(SHOP, "unknown.myshopify.com")], body, "400 missing X-Shopify-Hmac-Sha256"),
         (&[(SIG, &good)], body, "400 missing X-Shopify-Shop-Domain"),
         (&[(SIG, &good), (SHOP, "other.myshopify.com")], body, "403 shop other.myshopify.com is not configured"),
         (&[(SIG, &good), (SHOP, "keyless.myshopify.com")], body, "403 shop keyless.myshopify.com is not configured"),
         // An empty key must not verify even a body signed with the empty key.
         (&[(SIG, &empty_key), (SHOP, "empty-key.myshopify.com")], body, "403 shop empty-key.myshopify.com is not configured"),
+        (&[(SIG, &blank_key), (SHOP, "blank-key.myshopify.com")], body, "403 shop blank-key.myshopify.com is not configured"),
         (&[(SIG, "not base64!"), (SHOP, DOMAIN)], body, "403 signature is not valid base64"),
         (&[(SIG, &wrong_key), (SHOP, DOMAIN)], body, "403 signature does not match"),
         (&[(SIG, &good), (SHOP, DOMAIN)], b"{}", "403 signature does not match"),
