@@ -10,9 +10,11 @@ use ipnet::IpNet;
 use url::Url;
 
 mod catalog;
+mod database_url;
 mod error;
 mod file;
 mod load;
+mod load_shops;
 mod settings;
 mod sources;
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! enrollments out. The road a delivery travels: http → shops → store → jobs → lms → store.
 
 pub mod app;
-pub mod check;
 pub mod config;
 pub mod domain;
 pub mod http;

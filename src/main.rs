@@ -7,14 +7,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use edx_webhooks::app::{App, AppError, RunMode};
-use edx_webhooks::config::{known_settings, Config, LogFormat, Sources, Warning};
-use edx_webhooks::domain::OrderState;
-use edx_webhooks::metrics::Metrics;
-use edx_webhooks::operator::healthcheck::{healthz_url, probe};
-use edx_webhooks::operator::{self, render, OperatorError};
-use edx_webhooks::reconcile::Reconciler;
-use edx_webhooks::store::{OrderQuery, Store, StoreError};
-use std::sync::Arc;
+use edx_webhooks::config::{Config, LogFormat, Sources, Warning};
+use edx_webhooks::operator::commands::{self, age, Age, OrdersCommand, WebhooksCommand};
+use edx_webhooks::operator::healthcheck::healthz_url;
+use edx_webhooks::store::StoreError;
 
 #[derive(Parser)]
 #[command(
@@ -107,127 +103,21 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum OrdersCommand {
-    /// List orders, newest first.
-    List {
-        /// Only orders in this state.
-        #[arg(long, value_name = "STATE", value_parser = order_state)]
-        status: Option<OrderState>,
-        /// Only orders of this shop (Shopify domain or WooCommerce source).
-        #[arg(long)]
-        shop: Option<String>,
-        /// Order number or id, learner or buyer email, or course key (any part, any case).
-        #[arg(long, value_name = "TEXT")]
-        search: Option<String>,
-        /// At most this many orders.
-        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
-        limit: i64,
-        /// Skip this many first.
-        #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
-        offset: i64,
-        /// One JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// An order's items, LMS calls and webhooks.
-    Show {
-        /// The shop's order number or id, or our own id.
-        order: String,
-        /// The shop, where two shops have an order of that number.
-        #[arg(long)]
-        shop: Option<String>,
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make an order's failed items pending again, with fresh attempts.
-    Retry {
-        /// The shop's order number or id, or our own id.
-        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
-        order: Option<String>,
-        /// The shop, where two shops have an order of that number.
-        #[arg(long)]
-        shop: Option<String>,
-        /// Retry every failed order instead.
-        #[arg(long)]
-        failed: bool,
-    },
-    /// Correct a failed item's learner email and queue it again.
-    SetEmail {
-        /// The item's id, as `orders show` prints it.
-        item: i64,
-        email: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum WebhooksCommand {
-    /// List rejected requests (answered 400 or above), newest first.
-    Rejected {
-        /// At most this many requests.
-        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
-        limit: i64,
-        /// Leave out those since taken in by a replay.
-        #[arg(long)]
-        unresolved: bool,
-        /// One JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Judge a stored request again with the current settings, as if it had
-    /// just arrived (after fixing a shop's secret, say).
-    Replay {
-        /// The request's id (in the rejection's answer, the logs, `webhooks rejected`).
-        request: i64,
-    },
-}
-
-/// A duration, and how the operator wrote it (echoed back as written).
-#[derive(Clone)]
-struct Age {
-    written: String,
-    duration: Duration,
-}
-
-fn age(value: &str) -> Result<Age, String> {
-    Ok(Age {
-        written: value.trim().to_owned(),
-        duration: edx_webhooks::config::parse_duration(value.trim())?,
-    })
-}
-
-fn order_state(value: &str) -> Result<OrderState, String> {
-    value.parse().map_err(|_| {
-        let states: Vec<&str> = OrderState::ALL.iter().map(|s| s.as_str()).collect();
-        format!("expected one of {}", states.join(", "))
-    })
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Neither needs the settings to be valid (a probe given its URL needs none).
     match &cli.command {
-        Command::Settings { json } => return list_settings(*json),
+        Command::Settings { json } => return commands::settings(*json),
         Command::Healthcheck {
             url: Some(url),
             timeout,
-        } => return healthcheck(url, *timeout).await,
+        } => return commands::healthcheck(url, *timeout).await,
         _ => {}
     }
     if let Command::HashPassword = cli.command {
         // Needs no settings: it is often run before there are any.
-        return match edx_webhooks::password::read().and_then(|p| edx_webhooks::password::hash(&p)) {
-            Ok(hash) => {
-                println!("{hash}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("edx-webhooks: {e}");
-                ExitCode::from(1)
-            }
-        };
+        return commands::hash_password();
     }
     let mut sources = Sources::from_process();
     sources.file = cli.config.clone();
@@ -260,7 +150,7 @@ async fn main() -> ExitCode {
         }
     };
     if let Command::Healthcheck { timeout, .. } = cli.command {
-        return healthcheck(&healthz_url(config.listen), timeout).await;
+        return commands::healthcheck(&healthz_url(config.listen), timeout).await;
     }
     init_logging(&config);
     for warning in &unknown {
@@ -331,196 +221,20 @@ async fn run(command: Command, config: Config, unknown: &[Warning]) -> anyhow::R
             )
             .await
         }
-        Command::Migrate => {
-            Store::connect(&config.database_url).await?;
-            println!("database is up to date");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check => {
-            let report = edx_webhooks::check::run(&config, unknown).await;
-            print!("{report}");
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Command::Orders { command } => {
-            let store = Store::connect(&config.database_url).await?;
-            Ok(finish(orders(command, &store, &config).await))
-        }
-        Command::Webhooks { command } => {
-            let store = Store::connect(&config.database_url).await?;
-            Ok(finish(webhooks(command, &store, &config).await))
-        }
-        Command::Settings { json } => Ok(list_settings(json)),
+        Command::Migrate => Ok(commands::migrate(&config).await?),
+        Command::Check => Ok(commands::check(&config, unknown).await),
+        Command::Orders { command } => Ok(commands::orders(command, &config).await?),
+        Command::Webhooks { command } => Ok(commands::webhooks(command, &config).await?),
+        Command::Settings { json } => Ok(commands::settings(json)),
         Command::Healthcheck { url, timeout } => {
             let url = url.unwrap_or_else(|| healthz_url(config.listen));
-            Ok(healthcheck(&url, timeout).await)
+            Ok(commands::healthcheck(&url, timeout).await)
         }
         Command::HashPassword => unreachable!("handled before the settings are read"),
         Command::Reconcile { since, shop, json } => {
-            let store = Store::connect(&config.database_url).await?;
-            let reconciler = Reconciler::new(Arc::new(config), store, Metrics::new());
-            if reconciler.shops().is_empty() {
-                eprintln!(
-                    "edx-webhooks: no shop has API access configured: set \
-                     EDX_WEBHOOKS_SHOPIFY_ACCESS_TOKEN or EDX_WEBHOOKS_WOOCOMMERCE_CONSUMER_KEY \
-                     and _CONSUMER_SECRET (see the README's Reconciliation section)"
-                );
-                return Ok(ExitCode::from(2));
-            }
-            let reports = reconciler.run_once(since, shop.as_deref()).await;
-            if reports.is_empty() {
-                eprintln!("edx-webhooks: no shop with API access matches --shop");
-                return Ok(ExitCode::from(2));
-            }
-            if json {
-                print_json(&reports);
-            } else {
-                print!("{}", render::reconciled(&reports));
-            }
-            let failed = reports.iter().any(|r| r.run.error.is_some());
-            Ok(if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(commands::reconcile(config, since, shop.as_deref(), json).await?)
         }
-        Command::Prune { older_than } => {
-            let store = Store::connect(&config.database_url).await?;
-            let report = store.prune(older_than.duration).await?;
-            print!("{}", render::pruned(&report, &older_than.written));
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn list_settings(json: bool) -> ExitCode {
-    let settings = known_settings();
-    if json {
-        print_json(&settings);
-    } else {
-        print!("{}", render::settings(&settings));
-    }
-    ExitCode::SUCCESS
-}
-
-async fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
-    match probe(url, timeout).await {
-        Ok(status) => {
-            println!("healthy: {url} answered {status}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("edx-webhooks: unhealthy: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The exit code of an operator command, its problem said on stderr.
-fn finish(result: Result<ExitCode, OperatorError>) -> ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("edx-webhooks: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
-}
-
-async fn orders(
-    command: OrdersCommand,
-    store: &Store,
-    config: &Config,
-) -> Result<ExitCode, OperatorError> {
-    match command {
-        OrdersCommand::List {
-            status,
-            shop,
-            search,
-            limit,
-            offset,
-            json,
-        } => {
-            let query = OrderQuery {
-                state: status,
-                shop,
-                search,
-                limit,
-                offset,
-            };
-            let page = store.list_orders(&query).await?;
-            if json {
-                print_json(&page.orders);
-            } else {
-                print!("{}", render::order_list(&page));
-            }
-        }
-        OrdersCommand::Show { order, shop, json } => {
-            let detail = operator::show_order(store, config, &order, shop.as_deref()).await?;
-            if json {
-                print_json(&detail);
-            } else {
-                print!("{}", render::order_detail(&detail));
-            }
-        }
-        OrdersCommand::Retry {
-            order,
-            shop,
-            failed,
-        } => {
-            let queued = match (order, failed) {
-                (_, true) => store.retry_all_failed().await?,
-                (Some(order), false) => store.retry_order(&order, shop.as_deref()).await?,
-                (None, false) => unreachable!("clap requires ORDER or --failed"),
-            };
-            println!("{queued} item(s) queued again (failed ones, and learners awaiting an account, looked up now)");
-        }
-        OrdersCommand::SetEmail { item, email } => {
-            operator::set_email(store, item, &email).await?;
-            println!("item {item}: learner email set to {email}; queued again");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn webhooks(
-    command: WebhooksCommand,
-    store: &Store,
-    config: &Config,
-) -> Result<ExitCode, OperatorError> {
-    match command {
-        WebhooksCommand::Rejected {
-            limit,
-            unresolved,
-            json,
-        } => {
-            let page = store.rejected_requests(limit, 0, unresolved).await?;
-            if json {
-                print_json(&page.requests);
-            } else {
-                print!("{}", render::rejected_requests(&page));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        WebhooksCommand::Replay { request } => {
-            let replayed = operator::replay(store, config, request).await?;
-            print!("{}", render::replayed(&replayed));
-            Ok(if replayed.trusted() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-    }
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("edx-webhooks: cannot write JSON: {e}"),
+        Command::Prune { older_than } => Ok(commands::prune(&config, &older_than).await?),
     }
 }
 

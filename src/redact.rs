@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use crate::config::Config;
+use crate::store::{RequestView, StoredRequest};
 
 /// What a hidden header value reads as.
 pub const HIDDEN: &str = "[hidden]";
@@ -100,6 +101,36 @@ impl Redactor {
             .collect()
     }
 
+    /// A stored request as it may be shown: credential headers hidden and
+    /// configured secrets replaced in what the sender wrote; a body holding
+    /// none is kept byte for byte.
+    pub fn stored_request(&self, request: &StoredRequest) -> StoredRequest {
+        let mut shown = request.clone();
+        shown.headers = self.headers(&request.headers);
+        if let Cow::Owned(clean) = self.clean(&String::from_utf8_lossy(&request.body)) {
+            shown.body = clean.into_bytes();
+        }
+        shown.reason = self.optional(&request.reason);
+        shown.shop = self.optional(&request.shop);
+        shown.topic = self.optional(&request.topic);
+        shown.webhook_id = self.optional(&request.webhook_id);
+        shown
+    }
+
+    /// A request's line in a list, as it may be shown: configured secrets
+    /// replaced in what the sender wrote.
+    pub fn request_view(&self, request: &RequestView) -> RequestView {
+        let mut shown = request.clone();
+        shown.reason = self.optional(&request.reason);
+        shown.shop = self.optional(&request.shop);
+        shown.topic = self.optional(&request.topic);
+        shown
+    }
+
+    fn optional(&self, text: &Option<String>) -> Option<String> {
+        text.as_deref().map(|t| self.clean(t).into_owned())
+    }
+
     /// A body exactly as received (as text), configured secrets replaced.
     pub fn raw_body(&self, bytes: &[u8]) -> String {
         self.clean(&String::from_utf8_lossy(bytes)).into_owned()
@@ -179,6 +210,63 @@ mod tests {
         assert_eq!(headers[2].1, "https://shop.example.com/");
         assert_eq!(redactor.raw_body(b"not json"), "not json");
         assert_eq!(redactor.pretty_body(b"not json"), None);
+    }
+
+    #[test]
+    fn what_a_sender_wrote_is_shown_without_a_configured_secret() {
+        let mut config = Config::defaults();
+        config.lms.client_secret = Some(Secret::new("lms-s3cret"));
+        let redactor = Redactor::from_config(&config);
+        let stored = StoredRequest {
+            id: 1,
+            received_at_ms: 0,
+            platform: "shopify".into(),
+            method: "POST".into(),
+            endpoint: "/webhooks/shopify".into(),
+            source_ip: None,
+            headers: vec![("Cookie".into(), "a=b".into())],
+            body: b"\xff not utf-8".to_vec(),
+            body_size: 13,
+            body_truncated: false,
+            http_status: 403,
+            outcome: "rejected".into(),
+            reason: Some("shop lms-s3cret.myshopify.com is not configured".into()),
+            shop: Some("lms-s3cret.myshopify.com".into()),
+            topic: Some("lms-s3cret".into()),
+            webhook_id: None,
+            order_id: None,
+            replays: Default::default(),
+        };
+        let shown = redactor.stored_request(&stored);
+        assert_eq!(shown.headers[0].1, HIDDEN);
+        assert_eq!(
+            shown.body, stored.body,
+            "a body without a secret, byte for byte"
+        );
+        for text in [&shown.reason, &shown.shop, &shown.topic] {
+            let text = text.as_deref().unwrap();
+            assert!(
+                !text.contains("s3cret") && text.contains(SECRET_HIDDEN),
+                "{text}"
+            );
+        }
+        let view = RequestView {
+            id: 1,
+            received_at_ms: 0,
+            platform: "shopify".into(),
+            http_status: 403,
+            outcome: "rejected".into(),
+            reason: stored.reason.clone(),
+            shop: stored.shop.clone(),
+            topic: None,
+            body_size: 0,
+            body_truncated: false,
+            stored_body_len: 0,
+            source_ip: None,
+            replays: Default::default(),
+        };
+        let shown = redactor.request_view(&view);
+        assert!(!format!("{shown:?}").contains("s3cret"), "{shown:?}");
     }
 
     #[test]

@@ -190,3 +190,35 @@ fn order_state() {
         OrderState::Failed
     );
 }
+
+#[test]
+fn every_text_enum_reads_back_what_it_writes() {
+    fn round_trip<T>(all: &[T])
+    where
+        T: Copy
+            + PartialEq
+            + std::fmt::Debug
+            + std::fmt::Display
+            + std::str::FromStr
+            + serde::Serialize,
+    {
+        for value in all {
+            let text = value.to_string();
+            assert!(text.parse::<T>().ok() == Some(*value), "{text}");
+            assert_eq!(
+                serde_json::to_value(value.to_string()).unwrap(),
+                text.as_str()
+            );
+        }
+        assert!("no such value".parse::<T>().is_err());
+    }
+    round_trip(Platform::ALL);
+    round_trip(Action::ALL);
+    round_trip(Acceptance::ALL);
+    round_trip(EnrollmentState::ALL);
+    round_trip(OrderState::ALL);
+    assert_eq!(
+        serde_json::to_value(Platform::WooCommerce).unwrap(),
+        "woocommerce"
+    );
+}

@@ -1,10 +1,11 @@
-//! What the operator commands do, as functions returning values; the command
-//! line prints them (`render` makes them text).
+//! What the operator commands do, as functions returning values; `commands`
+//! runs each for the command line and prints the result (`render` makes it
+//! text); `check` looks at the settings, the database and the LMS.
 
+pub mod check;
+pub mod commands;
 pub mod healthcheck;
 pub mod render;
-
-use std::borrow::Cow;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -14,7 +15,7 @@ use crate::domain::{LearnerEmail, Platform};
 use crate::intake::{self, Arrival};
 use crate::redact::Redactor;
 use crate::shops;
-use crate::store::{IntakePolicy, OrderDetail, RequestRecord, Store, StoreError};
+use crate::store::{IntakePolicy, OrderDetail, RequestPage, RequestRecord, Store, StoreError};
 
 /// Why an operator command did not do what was asked; says how the process exits.
 #[derive(Debug, thiserror::Error)]
@@ -60,13 +61,7 @@ pub async fn show_order(
     let mut detail = store.order_detail(id).await?;
     let redactor = Redactor::from_config(config);
     for request in &mut detail.requests {
-        request.headers = redactor.headers(&request.headers);
-        if let Cow::Owned(clean) = redactor.clean(&String::from_utf8_lossy(&request.body)) {
-            request.body = clean.into_bytes();
-        }
-        if let Some(reason) = &mut request.reason {
-            *reason = redactor.clean(reason).into_owned();
-        }
+        *request = redactor.stored_request(request);
     }
     for item in &mut detail.items {
         for attempt in &mut item.attempts {
@@ -74,6 +69,22 @@ pub async fn show_order(
         }
     }
     Ok(detail)
+}
+
+/// The rejected requests, newest first, as they may be shown: a configured
+/// secret a sender wrote (in a shop's name, say) hidden.
+pub async fn rejected_requests(
+    store: &Store,
+    config: &Config,
+    limit: i64,
+    unresolved: bool,
+) -> Result<RequestPage, OperatorError> {
+    let mut page = store.rejected_requests(limit, 0, unresolved).await?;
+    let redactor = Redactor::from_config(config);
+    for request in &mut page.requests {
+        *request = redactor.request_view(request);
+    }
+    Ok(page)
 }
 
 /// Corrects a failed item's learner email; the item is queued again.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{source_key, Config};
 use crate::domain::{Acceptance, Envelope, Platform};
 use crate::intake::{self, Arrival};
 use crate::metrics::Metrics;
@@ -88,7 +88,7 @@ impl Reconciler {
     ) -> Vec<ShopReport> {
         let mut reports = Vec::new();
         for (platform, shop) in self.shops() {
-            if only.is_some_and(|o| !same_shop(o, &shop)) {
+            if only.is_some_and(|o| !same_shop(platform, o, &shop)) {
                 continue;
             }
             if stop.is_cancelled() {
@@ -193,7 +193,7 @@ impl Reconciler {
                     .config
                     .shopify
                     .iter()
-                    .find(|s| same_shop(&s.domain, shop))
+                    .find(|s| same_shop(platform, &s.domain, shop))
                     .and_then(|s| s.api.as_ref())
                     .ok_or_else(|| ApiError::Credentials("the shop has no API access".into()))?;
                 api::shopify_orders(&self.client, api, since_ms, 250).await
@@ -203,7 +203,7 @@ impl Reconciler {
                     .config
                     .woocommerce
                     .iter()
-                    .find(|s| same_shop(&s.source, shop))
+                    .find(|s| same_shop(platform, &s.source, shop))
                     .and_then(|s| s.api.as_ref())
                     .ok_or_else(|| ApiError::Credentials("the shop has no API access".into()))?;
                 let mut auth = self.woo_auth(shop);
@@ -335,10 +335,16 @@ fn fetched_record(platform: Platform, shop: &str, body: Vec<u8>) -> RequestRecor
     }
 }
 
-fn same_shop(a: &str, b: &str) -> bool {
-    a.trim()
-        .trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim().trim_end_matches('/'))
+/// Whether `a` and `b` name one shop of `platform`: a Shopify domain in any
+/// case, a WooCommerce source as the settings and the intake compare it.
+fn same_shop(platform: Platform, a: &str, b: &str) -> bool {
+    match platform {
+        Platform::Shopify => a
+            .trim()
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(b.trim().trim_end_matches('/')),
+        Platform::WooCommerce => source_key(a) == source_key(b),
+    }
 }
 
 pub(crate) fn client() -> reqwest::Client {
@@ -380,4 +386,30 @@ pub async fn probe(config: &Config) -> Vec<(Platform, String, Result<Option<Stri
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shop_is_named_as_the_settings_and_the_intake_name_it() {
+        use Platform::*;
+        let woo = "https://shop.example.com/";
+        for same in [
+            "https://shop.example.com:443/",
+            "HTTPS://Shop.Example.com",
+            " https://shop.example.com ",
+        ] {
+            assert!(same_shop(WooCommerce, same, woo), "{same}");
+        }
+        assert!(!same_shop(
+            WooCommerce,
+            "https://shop.example.com:8443/",
+            woo
+        ));
+        assert!(!same_shop(WooCommerce, "http://shop.example.com/", woo));
+        assert!(same_shop(Shopify, "A.myshopify.com/", "a.myshopify.com"));
+        assert!(!same_shop(Shopify, "b.myshopify.com", "a.myshopify.com"));
+    }
 }

@@ -4,6 +4,8 @@
 #[cfg(test)]
 mod proptests;
 pub mod shopify;
+#[cfg(test)]
+mod testing;
 pub mod woocommerce;
 
 use base64::engine::general_purpose::STANDARD as BASE64;

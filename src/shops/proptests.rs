@@ -5,12 +5,11 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
-use sha2::Sha256;
 
+use super::testing::sign;
 use super::{check_signature, judge, Endpoint, Received, ENDPOINTS};
 use crate::config::{Config, Secret, ShopifyShop, WooCommerceShop};
 use crate::domain::{Delivery, Judgement, LineItem};
@@ -32,12 +31,6 @@ fn config() -> Config {
         api: None,
     }];
     config
-}
-
-fn sign(key: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
-    mac.update(body);
-    BASE64.encode(mac.finalize().into_bytes())
 }
 
 /// The headers a shop signs a delivery to `endpoint` with, for `topic`.

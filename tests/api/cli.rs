@@ -265,6 +265,36 @@ async fn prune_deletes_finished_orders_and_keeps_failed_ones(db: Db) {
     assert_eq!(app.store.requests(10).await.unwrap().len(), 1);
 }
 
+async fn rejected_and_replay_hide_a_configured_secret_the_reason_quotes(db: Db) {
+    let app = spawn_app(db).await;
+    // A sender names a shop whose name is one of our secrets: the reason quotes it.
+    let domain = format!("{}.myshopify.com", crate::lms::CLIENT_SECRET);
+    let refused = app
+        .client
+        .post(app.url("/webhooks/shopify"))
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", "orders/create")
+        .header("X-Shopify-Shop-Domain", &domain)
+        .header("X-Shopify-Hmac-Sha256", sign(SHOPIFY_KEY, b"{}"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let request = refused.json::<Value>().await.unwrap()["request"].as_i64().unwrap().to_string();
+
+    for args in [
+        &["webhooks", "rejected"][..],
+        &["webhooks", "rejected", "--json"],
+        &["webhooks", "replay", &request],
+    ] {
+        let ran = cli(&app, args).await;
+        assert!(ran.stdout.contains("is not configured"), "{args:?}: {}{}", ran.stdout, ran.stderr);
+        assert!(!ran.stdout.contains(crate::lms::CLIENT_SECRET), "{args:?} shows the secret:\n{}", ran.stdout);
+        assert!(ran.stdout.contains("[secret hidden]"), "{args:?}: {}", ran.stdout);
+    }
+}
+
 async fn bad_usage_exits_2(db: Db) {
     let app = spawn_app(db).await;
     for args in [

@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{shopify_order, wait_until, COURSE_A};
+use crate::helpers::{fresh_database, shopify_order, wait_until, Db, COURSE_A};
 use crate::lms::FakeLms;
 use crate::service::*;
-
-fn sqlite_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("db.sqlite3").display())
-}
 
 fn level(line: &Value) -> &str {
     line.get("level").and_then(Value::as_str).unwrap_or("")
@@ -31,7 +27,10 @@ async fn with_nothing_configured_it_warns_at_start_and_says_so_on_readyz_and_sta
     let dir = tempfile::tempdir().unwrap();
     let env = vec![
         ("EDX_WEBHOOKS_LISTEN", "127.0.0.1:0".to_owned()),
-        ("EDX_WEBHOOKS_DATABASE_URL", sqlite_url(&dir)),
+        (
+            "EDX_WEBHOOKS_DATABASE_URL",
+            fresh_database(Db::Sqlite, &dir).await,
+        ),
         ("EDX_WEBHOOKS_LOG_FORMAT", "json".to_owned()),
     ];
     let service = Service::start(dir.path(), &env).await;
@@ -79,7 +78,7 @@ async fn a_misspelled_setting_is_named_with_the_closest_known_one() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".env"), "EDX_WEBHOOKS_SHOPIFY_APIKEY=x\n").unwrap();
     let env = with_setting(
-        service_env(&lms, &sqlite_url(&dir)),
+        service_env(&lms, &fresh_database(Db::Sqlite, &dir).await),
         "EDX_WEBHOOKS_MAX_ATEMPTS",
         "3",
     );
@@ -118,7 +117,7 @@ async fn a_long_lms_outage_is_logged_once_and_probes_write_no_error_lines() {
     let dir = tempfile::tempdir().unwrap();
     // Probes every 10 ms: a hundred in a second.
     let env = with_setting(
-        service_env(&lms, &sqlite_url(&dir)),
+        service_env(&lms, &fresh_database(Db::Sqlite, &dir).await),
         "EDX_WEBHOOKS_RETRY_DELAY",
         "10ms",
     );
@@ -185,7 +184,11 @@ async fn a_long_lms_outage_is_logged_once_and_probes_write_no_error_lines() {
 async fn a_log_level_that_logs_nothing_is_refused() {
     let lms = FakeLms::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let env = with_setting(service_env(&lms, &sqlite_url(&dir)), "RUST_LOG", "verbose");
+    let env = with_setting(
+        service_env(&lms, &fresh_database(Db::Sqlite, &dir).await),
+        "RUST_LOG",
+        "verbose",
+    );
     let (status, stderr) = run_to_exit(dir.path(), &env).await;
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(
@@ -218,7 +221,7 @@ async fn an_address_in_use_is_said_once() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let env = with_setting(
-        service_env(&lms, &sqlite_url(&dir)),
+        service_env(&lms, &fresh_database(Db::Sqlite, &dir).await),
         "EDX_WEBHOOKS_LISTEN",
         &address,
     );

@@ -52,11 +52,14 @@ pub fn server_url(db: Db) -> Option<String> {
     }
 }
 
+/// The file of a fresh SQLite database, in the test's directory.
+pub const SQLITE_FILE: &str = "test.sqlite3";
+
 /// A new, empty database for one test (SQLite: a file in `dir`).
 pub async fn fresh_database(db: Db, dir: &TempDir) -> String {
     use sqlx::Connection;
     let Some(server) = server_url(db) else {
-        return format!("sqlite://{}", dir.path().join("test.sqlite3").display());
+        return format!("sqlite://{}", dir.path().join(SQLITE_FILE).display());
     };
     let name = format!(
         "ew_test_{}",

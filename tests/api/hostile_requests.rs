@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    shopify_order, sign, wait_until, COURSE_A, SHOP, SHOPIFY_KEY, WOO_SECRET, WOO_SOURCE,
+    fresh_database, shopify_order, sign, wait_until, Db, COURSE_A, SHOP, SHOPIFY_KEY, WOO_SECRET,
+    WOO_SOURCE,
 };
 use crate::lms::FakeLms;
 use crate::service::*;
@@ -337,7 +338,7 @@ fn peak_rss_kib(pid: i32) -> (u64, u64) {
 async fn a_storm_of_hostile_requests_gets_no_5xx_loses_nothing_and_stays_within_its_memory() {
     let lms = FakeLms::start().await;
     let dir = TempDir::new().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let url = fresh_database(Db::Sqlite, &dir).await;
     let mut env = service_env(&lms, &url);
     for (name, value) in [
         ("EDX_WEBHOOKS_WOOCOMMERCE_SOURCE", WOO_SOURCE.to_owned()),

@@ -4,19 +4,14 @@ use std::time::Duration;
 
 use edx_webhooks::store::Store;
 use serde_json::Value;
-use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{fresh_database, shopify_order, wait_until, COURSE_A, SHOP};
+use crate::helpers::{fresh_database, shopify_order, wait_until, Db, COURSE_A, SHOP, SQLITE_FILE};
 use crate::lms::FakeLms;
 use crate::service::*;
-
-fn sqlite_url(dir: &TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("db.sqlite3").display())
-}
 
 const BULK_ENROLL: &str = "/api/bulk_enroll/v1/bulk_enroll";
 const LEARNER: &str = "learner@example.com";
@@ -32,7 +27,7 @@ async fn a_bad_setting_stops_start_up_with_exit_code_2_naming_the_setting() {
     let secret = "supersecret-value";
 
     let env = with_setting(
-        service_env(&lms, &sqlite_url(&dir)),
+        service_env(&lms, &fresh_database(Db::Sqlite, &dir).await),
         "EDX_WEBHOOKS_RETRY_DELAY",
         "soon",
     );
@@ -43,13 +38,13 @@ async fn a_bad_setting_stops_start_up_with_exit_code_2_naming_the_setting() {
     assert!(stderr.contains("soon"), "the bad value is shown: {stderr}");
     assert!(!stderr.contains(secret), "a secret in stderr: {stderr}");
     assert!(
-        !dir.path().join("db.sqlite3").exists(),
+        !dir.path().join(SQLITE_FILE).exists(),
         "the database was touched before the settings were checked"
     );
 
     // A bad value of a secret setting names the setting, never the value.
     let env = with_setting(
-        service_env(&lms, &sqlite_url(&dir)),
+        service_env(&lms, &fresh_database(Db::Sqlite, &dir).await),
         "EDX_WEBHOOKS_ADMIN_PASSWORD_HASH",
         secret,
     );
@@ -66,7 +61,7 @@ async fn a_bad_setting_stops_start_up_with_exit_code_2_naming_the_setting() {
 async fn the_embedded_default_database_is_created_in_the_working_directory() {
     let lms = FakeLms::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut env = service_env(&lms, &sqlite_url(&dir));
+    let mut env = service_env(&lms, &fresh_database(Db::Sqlite, &dir).await);
     env.retain(|(name, _)| *name != "EDX_WEBHOOKS_DATABASE_URL");
     let mut service = Service::start(dir.path(), &env).await;
 

@@ -106,7 +106,11 @@ impl IntakeTx for SqlxIntake<'_> {
                     .bind(key.2.to_owned());
             }
             for row in query.fetch_all(&mut **self.tx).await? {
-                let key = (text(&row, "platform")?, text(&row, "shop")?, text(&row, "webhook_id")?);
+                let key = (
+                    text(&row, "platform")?,
+                    text(&row, "shop")?,
+                    text(&row, "webhook_id")?,
+                );
                 accepted.insert(key, row.try_get("order_id")?);
             }
         }

@@ -221,7 +221,14 @@ async fn write_unstorable<T: IntakeTx>(
     let reason =
         format!("the delivery could not be stored ({error}); replay it once this is mended");
     tracing::error!(shop = %verified.shop, topic = %verified.topic, %reason, "a trusted delivery was not taken in");
-    let row = RequestRow::new(request, Some(verified), 200, "ignored", Some(Cow::Borrowed(&reason)), None);
+    let row = RequestRow::new(
+        request,
+        Some(verified),
+        200,
+        "ignored",
+        Some(Cow::Borrowed(&reason)),
+        None,
+    );
     tx.savepoint("SAVEPOINT delivery").await?;
     match tx.insert_request(now, &row).await {
         Ok(request_id) => {
