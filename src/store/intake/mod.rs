@@ -3,7 +3,8 @@
 //!
 //! - `plan`: what a trusted delivery changes in an order's items, without SQL;
 //! - `rows`: the rows intake writes, cut to their columns, and the statements;
-//! - `write`: the algorithm, written once over [`write::IntakeTx`];
+//! - `write` and `take`: the algorithm, written once over [`write::IntakeTx`]:
+//!   a batch in one transaction, and what each request in it implies;
 //! - `pooled` and `embedded`: its two executors, sqlx on every database and
 //!   rusqlite on an SQLite file's own connection;
 //! - `writer`: group commit, many requests to one transaction.
@@ -12,6 +13,7 @@ mod embedded;
 mod plan;
 mod pooled;
 mod rows;
+mod take;
 #[cfg(test)]
 mod tests;
 mod write;

@@ -1,18 +1,17 @@
-//! Intake's algorithm, written once: a request and everything its judgement
-//! implies, in the caller's transaction, over [`IntakeTx`], the few
-//! statements intake runs. `pooled` runs them through sqlx on every
+//! Intake's algorithm, written once: a batch of requests and everything
+//! their judgements imply, in the caller's transaction, over [`IntakeTx`],
+//! the few statements intake runs (what each request implies: `take`). `pooled` runs them through sqlx on every
 //! database; on an SQLite file, `embedded` runs them on the intake writer's
 //! own connection, a whole batch in one go.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::plan::{self, IntakePolicy, ItemChange, StoredItem};
+use super::plan::StoredItem;
 use super::rows::{ItemRow, OrderRow, RequestRow};
-use super::{IntakeWrite, Outcome, Stored, Taken};
-use crate::domain::{
-    Acceptance, Delivery, EnrollmentState, Judgement, Order, OrderState, Verified,
-};
+use super::take::{take, taken};
+use super::{IntakeWrite, Outcome, Stored};
+use crate::domain::{Acceptance, Judgement, OrderState};
 use crate::store::sql::clip;
 use crate::store::StoreError;
 
@@ -97,12 +96,12 @@ pub trait IntakeTx {
 pub struct WebhookKey<'a>(pub &'a str, pub &'a str, pub &'a str);
 
 impl WebhookKey<'_> {
-    fn owned(&self) -> (String, String, String) {
+    pub(super) fn owned(&self) -> (String, String, String) {
         (self.0.to_owned(), self.1.to_owned(), self.2.to_owned())
     }
 
     /// The webhook a trusted delivery names, if it names one.
-    fn of(write: &IntakeWrite) -> Option<WebhookKey<'_>> {
+    pub(super) fn of(write: &IntakeWrite) -> Option<WebhookKey<'_>> {
         let Judgement::Trusted(verified) = &write.judgement else {
             return None;
         };
@@ -120,11 +119,11 @@ pub type Accepted = HashMap<(String, String, String), Option<i64>>;
 
 /// A request taken in whose row is yet to be inserted: a batch inserts the
 /// rows of all its requests together.
-struct Taking<'a> {
-    outcome: Outcome,
+pub(super) struct Taking<'a> {
+    pub outcome: Outcome,
     /// `None`: nothing to store (a fetched order that brought nothing new).
-    request: Option<RequestRow<'a>>,
-    new_work: bool,
+    pub request: Option<RequestRow<'a>>,
+    pub new_work: bool,
 }
 
 impl Taking<'_> {
@@ -262,237 +261,4 @@ async fn write_alone<T: IntakeTx>(
     let taking = take(tx, now, write, &mut accepted).await?;
     let mut stored = insert_requests(tx, now, vec![taking]).await?;
     Ok(stored.remove(0))
-}
-
-/// What a request implies, all but its own row; `accepted` learns of the
-/// webhook it was taken in with.
-async fn take<'w, T: IntakeTx>(
-    tx: &mut T,
-    now: i64,
-    write: &'w IntakeWrite,
-    accepted: &mut Accepted,
-) -> Result<Taking<'w>, StoreError> {
-    let request = &write.request;
-    let (outcome, row) = match &write.judgement {
-        Judgement::Ping => (
-            Outcome::Ping { request_id: 0 },
-            RequestRow::new(request, None, 200, "ping", None, None),
-        ),
-        Judgement::Rejected(rejection) => {
-            let (status, reason) = (rejection.status(), rejection.to_string());
-            let row = RequestRow::new(
-                request,
-                None,
-                status,
-                "rejected",
-                Some(Cow::Owned(reason.clone())),
-                None,
-            );
-            let outcome = Outcome::Rejected {
-                request_id: 0,
-                status,
-                reason,
-            };
-            (outcome, row)
-        }
-        Judgement::Trusted(verified) => {
-            return take_delivery(tx, now, write, verified, accepted).await
-        }
-    };
-    Ok(Taking {
-        outcome,
-        request: Some(row),
-        new_work: false,
-    })
-}
-
-/// A trusted delivery as taken in.
-fn taken(
-    verified: &Verified,
-    request_id: Option<i64>,
-    acceptance: Acceptance,
-    order_id: Option<i64>,
-) -> Taken {
-    let shop_order = match &verified.delivery {
-        Delivery::Order(order) => Some(order.number.clone()),
-        Delivery::Refund { order_id, .. } => Some(order_id.clone()),
-        Delivery::Ignored { .. } => None,
-    };
-    Taken {
-        request_id,
-        acceptance,
-        order_id,
-        created_order: false,
-        shop: verified.shop.clone(),
-        topic: verified.topic.clone(),
-        shop_order,
-    }
-}
-
-async fn take_delivery<'w, T: IntakeTx>(
-    tx: &mut T,
-    now: i64,
-    write: &'w IntakeWrite,
-    verified: &'w Verified,
-    accepted: &mut Accepted,
-) -> Result<Taking<'w>, StoreError> {
-    let (request, policy) = (&write.request, &write.policy);
-    let platform = request.platform.as_str();
-    let shop = clip(&verified.shop, 255);
-    let webhook = WebhookKey::of(write).map(|key| key.owned());
-
-    if let Some(&order_id) = webhook.as_ref().and_then(|key| accepted.get(key)) {
-        let webhook_id = verified.webhook_id.as_deref().unwrap_or_default();
-        let reason = format!("webhook {webhook_id} was accepted before");
-        let row = RequestRow::new(
-            request,
-            Some(verified),
-            200,
-            "duplicate",
-            Some(Cow::Owned(reason)),
-            order_id,
-        );
-        return Ok(Taking {
-            outcome: Outcome::Taken(taken(verified, None, Acceptance::Duplicate, order_id)),
-            request: Some(row),
-            new_work: false,
-        });
-    }
-
-    let mut created_order = false;
-    let (acceptance, order_id, reason, new_work) = match &verified.delivery {
-        Delivery::Ignored { topic } => (
-            Acceptance::Ignored,
-            None,
-            Some(format!("topic {topic} needs nothing from us")),
-            false,
-        ),
-        Delivery::Refund {
-            order_id,
-            line_items,
-        } => match tx.lock_order(platform, shop, clip(order_id, 191)).await? {
-            None => (
-                Acceptance::Ignored,
-                None,
-                Some(format!(
-                    "refund for order {order_id}, which we never received"
-                )),
-                false,
-            ),
-            Some((id, _, _)) => {
-                let stored = tx.load_items(id).await?;
-                let changes = plan::plan_refund(&stored, line_items, policy);
-                let new_work = apply_changes(tx, now, id, &changes).await?;
-                tx.update_order_state(now, id).await?;
-                let acceptance = if changes.is_empty() {
-                    Acceptance::Duplicate
-                } else {
-                    Acceptance::Accepted
-                };
-                (acceptance, Some(id), None, new_work)
-            }
-        },
-        Delivery::Order(order) => {
-            let (id, acceptance, new_work, created) =
-                take_order(tx, now, platform, shop, order, policy).await?;
-            created_order = created;
-            (acceptance, Some(id), None, new_work)
-        }
-    };
-    // A redelivery later in the batch finds this one.
-    if let (Some(key), Acceptance::Accepted | Acceptance::AwaitingPayment) = (webhook, acceptance) {
-        accepted.insert(key, order_id);
-    }
-    let row = RequestRow::new(
-        request,
-        Some(verified),
-        200,
-        acceptance.as_str(),
-        reason.map(Cow::Owned),
-        order_id,
-    );
-    let unchanged_fetch = request.fetched && acceptance == Acceptance::Duplicate;
-    Ok(Taking {
-        outcome: Outcome::Taken(Taken {
-            created_order,
-            ..taken(verified, None, acceptance, order_id)
-        }),
-        request: (!unchanged_fetch).then_some(row),
-        new_work,
-    })
-}
-
-/// Records or updates an order and its items; says whether it brought anything new.
-async fn take_order<T: IntakeTx>(
-    tx: &mut T,
-    now: i64,
-    platform: &str,
-    shop: &str,
-    order: &Order,
-    policy: &IntakePolicy,
-) -> Result<(i64, Acceptance, bool, bool), StoreError> {
-    // A new order is written whole: its row (with the state its items give
-    // it), its items. Whichever process receives deliveries of one order,
-    // the row's unique key lets one create it; the others find and lock it.
-    let (paid, cancelled) = plan::merged_flags(None, order);
-    let changes = plan::plan_order(&[], order, paid, cancelled, policy);
-    let planned: Vec<_> = changes.iter().map(|c| c.fields().state).collect();
-    let state = OrderState::derive(cancelled, &planned);
-    let row = OrderRow::new(platform, shop, order, (paid, cancelled));
-    if let Some(id) = tx.create_order(now, &row, state).await? {
-        let new_work = apply_changes(tx, now, id, &changes).await?;
-        let acceptance = if policy.require_payment && !paid && !cancelled {
-            Acceptance::AwaitingPayment
-        } else {
-            Acceptance::Accepted
-        };
-        return Ok((id, acceptance, new_work, true));
-    }
-
-    let (id, old_paid, old_cancelled) = tx
-        .lock_order(platform, shop, row.external_id)
-        .await?
-        .ok_or_else(|| StoreError::Invalid("the order row vanished".into()))?;
-    let (paid, cancelled) = plan::merged_flags(Some((old_paid, old_cancelled)), order);
-    let row = OrderRow::new(platform, shop, order, (paid, cancelled));
-    let changed = tx.update_order(now, id, &row).await?;
-    let stored = tx.load_items(id).await?;
-    let changes = plan::plan_order(&stored, order, paid, cancelled, policy);
-    let new_work = apply_changes(tx, now, id, &changes).await?;
-    // Nothing new leaves the order as it was (reconciliation refetches many such).
-    if changed || !changes.is_empty() {
-        tx.update_order_state(now, id).await?;
-    }
-    let acceptance = if changes.is_empty() && !changed {
-        Acceptance::Duplicate
-    } else if policy.require_payment && !paid && !cancelled {
-        Acceptance::AwaitingPayment
-    } else {
-        Acceptance::Accepted
-    };
-    Ok((id, acceptance, new_work, false))
-}
-
-/// Applies intake's changes; true when any item became due work.
-async fn apply_changes<T: IntakeTx>(
-    tx: &mut T,
-    now: i64,
-    order_id: i64,
-    changes: &[ItemChange],
-) -> Result<bool, StoreError> {
-    let mut new_work = false;
-    for change in changes {
-        let row = ItemRow::new(change.fields());
-        new_work |= row.state == EnrollmentState::Pending;
-        match change {
-            ItemChange::Insert {
-                line_item_id, part, ..
-            } => {
-                tx.insert_item(now, order_id, clip(line_item_id, 191), *part, &row)
-                    .await?
-            }
-            ItemChange::Update { id, .. } => tx.update_item(now, *id, &row).await?,
-        }
-    }
-    Ok(new_work)
 }
