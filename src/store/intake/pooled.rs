@@ -28,11 +28,9 @@ impl Commit for SqlStore {
         isolate: bool,
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
         crate::store::sql::transaction!(self, |tx, now| {
-            let mut statements = SqlxIntake {
-                db: self,
-                tx: &mut tx,
-            };
+            let mut statements = SqlxIntake::new(self, &mut tx);
             let results = write_batch(&mut statements, now, writes, isolate).await?;
+            statements.flush_items().await?;
             if results
                 .iter()
                 .any(|r| matches!(r, Ok(stored) if stored.new_work))
@@ -62,16 +60,69 @@ fn bind(mut query: AnyQuery, values: &[Value<'_>]) -> AnyQuery {
 struct SqlxIntake<'a> {
     db: &'a SqlStore,
     tx: &'a mut Tx,
+    /// Items inserted but not yet sent: a batch's new items go in a few
+    /// multi-row statements, before anything that could read them.
+    pending_items: Vec<Vec<Owned>>,
 }
 
-impl SqlxIntake<'_> {
+/// A value kept to be bound later.
+enum Owned {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bytes(Vec<u8>),
+}
+
+impl From<Value<'_>> for Owned {
+    fn from(value: Value<'_>) -> Self {
+        match value {
+            Value::Text(text) => Owned::Text(text.map(str::to_owned)),
+            Value::Int(n) => Owned::Int(n),
+            Value::Bytes(bytes) => Owned::Bytes(bytes.to_vec()),
+        }
+    }
+}
+
+impl<'a> SqlxIntake<'a> {
+    fn new(db: &'a SqlStore, tx: &'a mut Tx) -> Self {
+        SqlxIntake {
+            db,
+            tx,
+            pending_items: Vec::new(),
+        }
+    }
+
     fn dialect(&self) -> Dialect {
         self.db.dialect()
+    }
+
+    /// Sends the items inserted so far.
+    async fn flush_items(&mut self) -> Result<(), StoreError> {
+        let pending = std::mem::take(&mut self.pending_items);
+        for rows in value_runs(&pending) {
+            let mut query = sqlx::query(self.db.sql(&statements::insert_items(rows.len())));
+            for values in rows {
+                for value in values {
+                    query = match value {
+                        Owned::Text(text) => query.bind(text.clone()),
+                        Owned::Int(n) => query.bind(*n),
+                        Owned::Bytes(bytes) => query.bind(bytes.clone()),
+                    };
+                }
+            }
+            query.execute(&mut **self.tx).await?;
+        }
+        Ok(())
     }
 }
 
 impl IntakeTx for SqlxIntake<'_> {
     async fn savepoint(&mut self, statement: &'static str) -> Result<(), StoreError> {
+        if statement.starts_with("ROLLBACK") {
+            // The failed delivery's items go with it.
+            self.pending_items.clear();
+        } else {
+            self.flush_items().await?;
+        }
         self.tx.execute(statement).await?;
         Ok(())
     }
@@ -97,21 +148,30 @@ impl IntakeTx for SqlxIntake<'_> {
 
     async fn accepted_webhooks(&mut self, keys: &[WebhookKey<'_>]) -> Result<Accepted, StoreError> {
         let mut accepted = Accepted::new();
-        for keys in value_runs(keys) {
-            let mut query = sqlx::query(self.db.sql(&statements::accepted_webhooks(keys.len())));
-            for key in keys {
-                query = query
-                    .bind(key.0.to_owned())
-                    .bind(key.1.to_owned())
-                    .bind(key.2.to_owned());
+        let mut shops: Vec<((&str, &str), Vec<&str>)> = Vec::new();
+        for key in keys {
+            match shops.iter_mut().find(|(shop, _)| *shop == (key.0, key.1)) {
+                Some((_, ids)) => ids.push(key.2),
+                None => shops.push(((key.0, key.1), vec![key.2])),
             }
-            for row in query.fetch_all(&mut **self.tx).await? {
-                let key = (
-                    text(&row, "platform")?,
-                    text(&row, "shop")?,
-                    text(&row, "webhook_id")?,
-                );
-                accepted.insert(key, row.try_get("order_id")?);
+        }
+        for ((platform, shop), ids) in shops {
+            for ids in value_runs(&ids) {
+                let statement = statements::accepted_webhooks(ids.len());
+                let mut query = sqlx::query(self.db.sql(&statement))
+                    .bind(platform.to_owned())
+                    .bind(shop.to_owned());
+                for id in ids {
+                    query = query.bind((*id).to_owned());
+                }
+                for row in query.fetch_all(&mut **self.tx).await? {
+                    let key = (
+                        platform.to_owned(),
+                        shop.to_owned(),
+                        text(&row, "webhook_id")?,
+                    );
+                    accepted.insert(key, row.try_get("order_id")?);
+                }
             }
         }
         Ok(accepted)
@@ -124,6 +184,7 @@ impl IntakeTx for SqlxIntake<'_> {
         now: i64,
         rows: &[&RequestRow<'_>],
     ) -> Result<Vec<i64>, StoreError> {
+        self.flush_items().await?;
         let mut ids = Vec::with_capacity(rows.len());
         if self.dialect() == Dialect::MySql {
             for row in rows {
@@ -167,6 +228,7 @@ impl IntakeTx for SqlxIntake<'_> {
         shop: &str,
         external_id: &str,
     ) -> Result<Option<(i64, bool, bool)>, StoreError> {
+        self.flush_items().await?;
         let row = sqlx::query(self.db.sql(&statements::lock_order(self.dialect())))
             .bind(platform.to_owned())
             .bind(shop.to_owned())
@@ -183,6 +245,7 @@ impl IntakeTx for SqlxIntake<'_> {
         id: i64,
         row: &OrderRow<'_>,
     ) -> Result<bool, StoreError> {
+        self.flush_items().await?;
         let query = sqlx::query(self.db.sql(&statements::update_order(self.dialect())));
         let done = bind(query, &row.update_values(id, now))
             .execute(&mut **self.tx)
@@ -191,6 +254,7 @@ impl IntakeTx for SqlxIntake<'_> {
     }
 
     async fn load_items(&mut self, order_id: i64) -> Result<Vec<StoredItem>, StoreError> {
+        self.flush_items().await?;
         let rows = sqlx::query(self.db.sql(statements::LOAD_ITEMS))
             .bind(order_id)
             .fetch_all(&mut **self.tx)
@@ -223,10 +287,9 @@ impl IntakeTx for SqlxIntake<'_> {
         part: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query(self.db.sql(statements::INSERT_ITEM));
-        bind(query, &row.insert_values(now, order_id, line_item_id, part))
-            .execute(&mut **self.tx)
-            .await?;
+        let values = row.insert_values(now, order_id, line_item_id, part);
+        self.pending_items
+            .push(values.into_iter().map(Owned::from).collect());
         Ok(())
     }
 
@@ -236,6 +299,7 @@ impl IntakeTx for SqlxIntake<'_> {
         id: i64,
         row: &ItemRow<'_>,
     ) -> Result<(), StoreError> {
+        self.flush_items().await?;
         let statement = statements::update_item(row.state);
         bind(
             sqlx::query(self.db.sql(&statement)),
@@ -247,6 +311,7 @@ impl IntakeTx for SqlxIntake<'_> {
     }
 
     async fn update_order_state(&mut self, now: i64, order_id: i64) -> Result<(), StoreError> {
+        self.flush_items().await?;
         self.db.update_order_state(self.tx, order_id, now).await
     }
 

@@ -308,6 +308,14 @@ pub mod statements {
         "INSERT INTO enrollments (sku, course_key, mode, email, action, state, reason, due_at, updated_at, \
          created_at, order_id, line_item_id, part, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)";
 
+    /// `rows` items in one statement, as `INSERT_ITEM` inserts one.
+    pub fn insert_items(rows: usize) -> String {
+        let (columns, row) = INSERT_ITEM
+            .split_once(" VALUES ")
+            .unwrap_or((INSERT_ITEM, ""));
+        format!("{columns} VALUES {}", vec![row; rows].join(", "))
+    }
+
     /// Fresh attempts, and any claim's result is no longer written, except
     /// for a cancellation: an enrollment call in flight has its result
     /// recorded still (then undone where asked to), since the LMS acts on it.
@@ -343,13 +351,13 @@ pub mod statements {
         )
     }
 
-    /// The webhooks among `keys` (platform, shop, webhook id) that a delivery
-    /// was taken in with, and its order.
-    pub fn accepted_webhooks(keys: usize) -> String {
+    /// Of `ids` webhooks of one shop, those a delivery was taken in with,
+    /// and its order (each id a lookup of the index on platform, shop, id).
+    pub fn accepted_webhooks(ids: usize) -> String {
         format!(
-            "SELECT platform, shop, webhook_id, order_id FROM requests \
-             WHERE outcome IN ('accepted', 'awaiting_payment') AND ({})",
-            vec!["(platform = ? AND shop = ? AND webhook_id = ?)"; keys].join(" OR ")
+            "SELECT webhook_id, order_id FROM requests WHERE platform = ? AND shop = ? \
+             AND webhook_id IN ({}) AND outcome IN ('accepted', 'awaiting_payment')",
+            vec!["?"; ids].join(", ")
         )
     }
 
