@@ -17,11 +17,26 @@ pub async fn intake(
     warm_up: bool,
 ) -> IntakeReport {
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
-    let mut prepared: Vec<Order> = (0..orders).map(|n| Order::new(n, &run)).collect();
+    intake_run(server, &run, 0, orders, concurrency, warm_up).await
+}
+
+/// As [`intake`], for orders `first..first + orders` of run `run`: several
+/// runs into one database take distinct orders.
+pub async fn intake_run(
+    server: &Server,
+    run: &str,
+    first: usize,
+    orders: usize,
+    concurrency: usize,
+    warm_up: bool,
+) -> IntakeReport {
+    let mut prepared: Vec<Order> = (first..first + orders)
+        .map(|n| Order::new(n, run))
+        .collect();
     if warm_up {
         // Connections and the server's caches, before the clock starts.
         let warm: Vec<Order> = (0..concurrency.min(16))
-            .map(|n| Order::new(1_000_000 + n, &run))
+            .map(|n| Order::new(first + 1_000_000 + n, run))
             .collect();
         prepared.splice(0..0, warm);
     }

@@ -3,10 +3,14 @@
 //! as the yardstick. Starts the real binary; prints figures.
 //!
 //! cargo bench --bench load -- [--backend sqlite|postgres|mysql] [--orders N]
+//! cargo bench --bench load -- --only growth --stored N
 
 mod client;
 mod fake_lms;
+mod fill;
+mod growth;
 mod payloads;
+mod reads;
 mod report;
 mod scenarios;
 mod server;
@@ -38,9 +42,12 @@ pub struct Args {
     /// Orders in the launch-day burst (over 10 courses).
     #[arg(long, default_value_t = 1000)]
     pub burst: usize,
-    /// Only these parts: commit, intake, burst, idle.
+    /// Only these parts: commit, intake, burst, idle, growth (growth runs only when named).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Orders stored before the growth part measures.
+    #[arg(long, default_value_t = 100_000)]
+    pub stored: usize,
     /// Run the service with `serve --no-worker` (intake alone) in the intake runs.
     #[arg(long)]
     pub no_worker: bool,
@@ -120,6 +127,9 @@ async fn main() {
         idle_latency(&server, &lms, &database.kind).await;
         drop(server);
         database.drop().await;
+    }
+    if args.only.iter().any(|p| p == "growth") {
+        growth::growth(&args, &work).await;
     }
     let _ = std::fs::remove_dir_all(&work);
 }

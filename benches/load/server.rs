@@ -78,30 +78,30 @@ pub struct Server {
 
 impl Server {
     pub async fn start(database_url: &str, lms: &FakeLms, work: &Path, no_worker: bool) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let args: &[&str] = if no_worker {
             &["serve", "--no-worker"]
         } else {
             &["serve"]
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_edx-webhooks"))
+        Server::start_with(database_url, lms, work, args, &[]).await
+    }
+
+    /// `args` of the binary, with the benchmark's settings and `extra` ones.
+    pub async fn start_with(
+        database_url: &str,
+        lms: &FakeLms,
+        work: &Path,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = command(database_url, lms, work, extra)
             .args(args)
-            .current_dir(work)
-            .env_clear()
             .env("EDX_WEBHOOKS_LISTEN", format!("127.0.0.1:{port}"))
-            .env("EDX_WEBHOOKS_DATABASE_URL", database_url)
-            .env("EDX_WEBHOOKS_LMS_BASE_URL", lms.url())
-            .env("EDX_WEBHOOKS_OAUTH2_CLIENT_ID", "bench")
-            .env("EDX_WEBHOOKS_OAUTH2_CLIENT_SECRET", "bench-secret")
-            .env("EDX_WEBHOOKS_SHOPIFY_SHOP_DOMAIN", SHOP)
-            .env("EDX_WEBHOOKS_SHOPIFY_API_KEY", SHOPIFY_KEY)
-            .env("EDX_WEBHOOKS_WOOCOMMERCE_SOURCE", WOO_SOURCE)
-            .env("EDX_WEBHOOKS_WOOCOMMERCE_SECRET", WOO_SECRET)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -130,6 +130,11 @@ impl Server {
             assert!(Instant::now() < deadline, "the service did not come up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Ends the process and waits until it is gone (its files closed).
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
     }
 
     /// User and system CPU time the server has used so far.
@@ -180,4 +185,25 @@ impl Server {
         let elapsed = start.elapsed();
         check_answer(status.as_u16(), &answer).map(|()| elapsed)
     }
+}
+
+/// The binary with the benchmark's settings and `extra` ones, in `work`.
+pub fn command(database_url: &str, lms: &FakeLms, work: &Path, extra: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edx-webhooks"));
+    command
+        .current_dir(work)
+        .env_clear()
+        .env("EDX_WEBHOOKS_DATABASE_URL", database_url)
+        .env("EDX_WEBHOOKS_LMS_BASE_URL", lms.url())
+        .env("EDX_WEBHOOKS_OAUTH2_CLIENT_ID", "bench")
+        .env("EDX_WEBHOOKS_OAUTH2_CLIENT_SECRET", "bench-secret")
+        .env("EDX_WEBHOOKS_SHOPIFY_SHOP_DOMAIN", SHOP)
+        .env("EDX_WEBHOOKS_SHOPIFY_API_KEY", SHOPIFY_KEY)
+        .env("EDX_WEBHOOKS_WOOCOMMERCE_SOURCE", WOO_SOURCE)
+        .env("EDX_WEBHOOKS_WOOCOMMERCE_SECRET", WOO_SECRET)
+        .env("RUST_LOG", "warn");
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    command
 }
