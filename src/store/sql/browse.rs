@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::{flag, opt_text, parse, text, SqlStore};
 use crate::domain::OrderState;
+use crate::store::dialect::Dialect;
 use crate::store::{
     AttemptView, Dashboard, ItemDetail, ItemView, OrderDetail, OrderPage, OrderQuery, OrderSummary,
     RecentFailure, Replays, RequestPage, RequestView, StoreError, StoredRequest,
@@ -65,21 +66,19 @@ enum Bind {
 
 impl SqlStore {
     pub async fn list_orders(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {
-        let (conditions, binds) = order_conditions(query);
+        let (from, binds) = order_filter(query, self.dialect);
         let bind_all = |sql: &'static str| {
             binds.iter().fold(sqlx::query(sql), |q, b| match b {
                 Bind::Int(n) => q.bind(*n),
                 Bind::Text(s) => q.bind(s.clone()),
             })
         };
-        let total: i64 = bind_all(self.sql(&format!(
-            "SELECT COUNT(*) AS total FROM orders o WHERE {conditions}"
-        )))
-        .fetch_one(&self.reader)
-        .await?
-        .try_get("total")?;
+        let total: i64 = bind_all(self.sql(&format!("SELECT COUNT(*) AS total FROM {from}")))
+            .fetch_one(&self.reader)
+            .await?
+            .try_get("total")?;
         let rows = bind_all(self.sql(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM orders o WHERE {conditions} ORDER BY o.id DESC LIMIT ? OFFSET ?"
+            "SELECT {SUMMARY_COLUMNS} FROM {from} ORDER BY o.id DESC LIMIT ? OFFSET ?"
         )))
         .bind(query.limit.clamp(0, MAX_PAGE))
         .bind(query.offset.max(0))
@@ -246,10 +245,59 @@ impl SqlStore {
     }
 }
 
-/// The `WHERE` of an order list (over `orders o`) and what it binds, in order.
-fn order_conditions(query: &OrderQuery) -> (String, Vec<Bind>) {
-    let mut conditions = vec!["1 = 1".to_owned()];
+/// The orders a list shows (`orders o`, joined to what a search finds, and
+/// its `WHERE`) and what it binds, in order.
+///
+/// A search finds the orders whose number (with or without its `#`), buyer
+/// email, learner email or course key starts with the text, in any case, or
+/// whose shop id or our id is the text: each is a range of an index (the
+/// `*_search` columns of migration 0007), so no search reads every order.
+fn order_filter(query: &OrderQuery, dialect: Dialect) -> (String, Vec<Bind>) {
+    let mut from = "orders o".to_owned();
     let mut binds = Vec::new();
+    if let Some(search) = query
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let text = dialect.lowercase(search);
+        let number = match text.trim_start_matches('#') {
+            "" => text.clone(),
+            number => number.to_owned(),
+        };
+        let mut found = vec![
+            "SELECT id FROM orders WHERE number_search >= ? AND number_search < ?",
+            "SELECT id FROM orders WHERE buyer_email_search >= ? AND buyer_email_search < ?",
+            "SELECT id FROM orders WHERE external_id = ?",
+            "SELECT order_id AS id FROM enrollments WHERE email_search >= ? AND email_search < ?",
+            "SELECT order_id AS id FROM enrollments WHERE course_search >= ? AND course_search < ?",
+        ];
+        let shop_id = search.trim_start_matches('#').to_owned();
+        let (past_number, past_text) = (past_prefix(&number), past_prefix(&text));
+        for value in [
+            number,
+            past_number,
+            text.clone(),
+            past_text.clone(),
+            shop_id,
+            text.clone(),
+            past_text.clone(),
+            text,
+            past_text,
+        ] {
+            binds.push(Bind::Text(value));
+        }
+        if let Ok(id) = search.trim_start_matches('#').parse::<i64>() {
+            found.push("SELECT id FROM orders WHERE id = ?");
+            binds.push(Bind::Int(id));
+        }
+        from = format!(
+            "{from} JOIN ({}) found ON found.id = o.id",
+            found.join(" UNION ")
+        );
+    }
+    let mut conditions = vec!["1 = 1".to_owned()];
     if let Some(state) = query.state {
         conditions.push("o.state = ?".into());
         binds.push(Bind::Text(state.as_str().to_owned()));
@@ -263,48 +311,20 @@ fn order_conditions(query: &OrderQuery) -> (String, Vec<Bind>) {
         conditions.push("LOWER(o.shop) = ?".into());
         binds.push(Bind::Text(shop.to_lowercase()));
     }
-    if let Some(search) = query
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let anywhere = like_pattern(&search.to_lowercase());
-        let number = like_pattern(&search.trim_start_matches('#').to_lowercase());
-        let mut any = vec![
-            "LOWER(o.number) LIKE ? ESCAPE '!'",
-            "LOWER(o.external_id) LIKE ? ESCAPE '!'",
-            "LOWER(o.buyer_email) LIKE ? ESCAPE '!'",
-            "EXISTS (SELECT 1 FROM enrollments i WHERE i.order_id = o.id \
-             AND (LOWER(i.email) LIKE ? ESCAPE '!' OR LOWER(i.course_key) LIKE ? ESCAPE '!' \
-             OR LOWER(i.sku) LIKE ? ESCAPE '!'))",
-        ];
-        binds.push(Bind::Text(number.clone()));
-        binds.push(Bind::Text(number));
-        for _ in 0..4 {
-            binds.push(Bind::Text(anywhere.clone()));
-        }
-        if let Ok(id) = search.trim_start_matches('#').parse::<i64>() {
-            any.push("o.id = ?");
-            binds.push(Bind::Int(id));
-        }
-        conditions.push(format!("({})", any.join(" OR ")));
-    }
-    (conditions.join(" AND "), binds)
+    (format!("{from} WHERE {}", conditions.join(" AND ")), binds)
 }
 
-/// `%text%` for `LIKE … ESCAPE '!'`, with the wildcards in `text` taken literally.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '!') {
-            pattern.push('!');
+/// The least text greater than every text that starts with `prefix`: the
+/// end of the prefix's range in an index compared byte by byte.
+fn past_prefix(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return chars.into_iter().collect();
         }
-        pattern.push(c);
     }
-    pattern.push('%');
-    pattern
+    format!("{prefix}{}", char::MAX)
 }
 
 fn order_summary(r: &AnyRow) -> Result<OrderSummary, StoreError> {
@@ -405,11 +425,19 @@ fn replays(r: &AnyRow) -> Result<Replays, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::past_prefix;
 
     #[test]
-    fn search_wildcards_are_taken_literally() {
-        assert_eq!(like_pattern("ann"), "%ann%");
-        assert_eq!(like_pattern("50%_off!"), "%50!%!_off!!%");
+    fn a_prefix_range_ends_past_every_text_it_starts() {
+        assert_eq!(past_prefix("ann"), "ano");
+        assert_eq!(past_prefix("a\u{D7FF}"), "a\u{E000}");
+        assert_eq!(past_prefix(&format!("a{}", char::MAX)), "b");
+        let end = past_prefix("ann");
+        for inside in ["ann", "anna@example.org", "ann\u{10FFFF}"] {
+            assert!(inside < end.as_str(), "{inside}");
+        }
+        for outside in ["ano", "anz", "b"] {
+            assert!(outside >= end.as_str(), "{outside}");
+        }
     }
 }
