@@ -7,8 +7,7 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::{
-    clip, id_list, integers, opt_text, parse, sources_of, text, transaction, value_runs, SqlStore,
-    Tx,
+    clip, id_list, opt_text, parse, sources_of, text, transaction, value_runs, SqlStore, Tx,
 };
 use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail};
 use crate::store::{
@@ -22,6 +21,11 @@ const UNRESOLVED_INDEX: &str = "enrollments_by_course";
 /// Due work: pending items, and paid seats waiting for an account whose next
 /// check (or invitation) is due; not held under another claim's lease.
 const DUE: &str = "state IN ('pending', 'awaiting_account') AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+/// [`DUE`] in one state (the first value bound).
+const DUE_IN_STATE: &str =
+    "state = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+/// The states of due work, each read on its own.
+const CLAIMABLE_STATES: [&str; 2] = ["pending", "awaiting_account"];
 /// The states claimed work is in (a lease is renewed, a result written).
 const CLAIMABLE: &str = "'pending', 'awaiting_account'";
 /// The window of the shared rate limit.
@@ -80,40 +84,8 @@ impl SqlStore {
             Ok(work) => work,
             Err(idle) => return Ok(ClaimResult::Idle(idle)),
         };
-        let due = DUE;
-        let query = match &work {
-            ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
-                "SELECT id FROM enrollments{} WHERE {due} AND course_key IS NULL AND sku = ? ORDER BY due_at, id LIMIT ?{}",
-                self.dialect.indexed_by(UNRESOLVED_INDEX),
-                self.dialect.skip_locked()
-            )))
-            .bind(now)
-            .bind(now)
-            .bind(sku.clone()),
-            ClaimedWork::CallLms {
-                course,
-                action,
-                mode,
-            } => {
-                let query = sqlx::query(self.sql(&format!(
-                    "SELECT id FROM enrollments WHERE {due} AND course_key = ? AND action = ? AND {} \
-                     ORDER BY due_at, id LIMIT ?{}",
-                    if mode.is_some() { "mode = ?" } else { "mode IS NULL" },
-                    self.dialect.skip_locked()
-                )))
-                .bind(now)
-                .bind(now)
-                .bind(course.as_str().to_owned())
-                .bind(action.as_str());
-                match mode {
-                    Some(mode) => query.bind(mode.clone()),
-                    None => query,
-                }
-            }
-        };
         let limit = if work.one_learner_a_call() { 1 } else { batch };
-        let rows = query.bind(limit as i64).fetch_all(&mut **tx).await?;
-        let ids = integers(&rows, "id")?;
+        let ids = self.pick(tx, now, &work, limit).await?;
         if ids.is_empty() {
             // Locked by a delivery being taken right now: look again shortly.
             return Ok(ClaimResult::Idle(Idle::NothingDue {
@@ -166,6 +138,59 @@ impl SqlStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(ClaimResult::Claimed(Claim { token, work, items }))
+    }
+
+    /// The `limit` items of the work due longest. Each state is read on its
+    /// own, in the index's order, and the two merged: one index range read
+    /// with both states would be sorted whole, as long as the backlog.
+    async fn pick(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        work: &ClaimedWork,
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut due: Vec<(i64, i64)> = Vec::new();
+        for state in CLAIMABLE_STATES {
+            let query = match work {
+                ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
+                    "SELECT id, due_at FROM enrollments{} WHERE {DUE_IN_STATE} AND course_key IS NULL AND sku = ? \
+                     ORDER BY due_at, id LIMIT ?{}",
+                    self.dialect.indexed_by(UNRESOLVED_INDEX),
+                    self.dialect.skip_locked()
+                )))
+                .bind(state)
+                .bind(now)
+                .bind(now)
+                .bind(sku.clone()),
+                ClaimedWork::CallLms {
+                    course,
+                    action,
+                    mode,
+                } => {
+                    let query = sqlx::query(self.sql(&format!(
+                        "SELECT id, due_at FROM enrollments WHERE {DUE_IN_STATE} AND course_key = ? AND action = ? AND {} \
+                         ORDER BY due_at, id LIMIT ?{}",
+                        if mode.is_some() { "mode = ?" } else { "mode IS NULL" },
+                        self.dialect.skip_locked()
+                    )))
+                    .bind(state)
+                    .bind(now)
+                    .bind(now)
+                    .bind(course.as_str().to_owned())
+                    .bind(action.as_str());
+                    match mode {
+                        Some(mode) => query.bind(mode.clone()),
+                        None => query,
+                    }
+                }
+            };
+            for row in query.bind(limit as i64).fetch_all(&mut **tx).await? {
+                due.push((row.try_get("due_at")?, row.try_get("id")?));
+            }
+        }
+        due.sort_unstable();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
     /// What to claim next: a SKU to look up, or the course whose batch is
@@ -264,7 +289,7 @@ impl SqlStore {
         )
         .repeat(passed.len());
         let mut oldest: Option<(Group, i64, i64)> = None;
-        for state in ["pending", "awaiting_account"] {
+        for state in CLAIMABLE_STATES {
             let mut query = sqlx::query(self.sql(&format!(
                 "SELECT course_key, action, mode, due_at, id FROM enrollments{} \
                  WHERE state = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
