@@ -117,7 +117,7 @@ enum OrdersCommand {
         /// Only orders of this shop (Shopify domain or WooCommerce source).
         #[arg(long)]
         shop: Option<String>,
-        /// The start of an order number, a learner or buyer email or a course key (any case), or an order id.
+        /// The start of an order number or a learner or buyer email (any case) or of a course key, or an order id.
         #[arg(long, value_name = "TEXT")]
         search: Option<String>,
         /// At most this many orders.

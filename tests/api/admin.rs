@@ -505,7 +505,7 @@ on_each_database! {
             ("q=%237201", vec!["#7201"]),
             ("q=BOB%40example", vec!["#7202"]),
             ("q=carol", vec!["#7203"]),
-            ("q=Course-V1%3AOrg%2BCourseB", vec!["#7202"]),
+            ("q=course-v1%3AOrg%2BCourseB", vec!["#7202"]),
             ("q=example.com", vec![]),
             ("state=failed", vec!["#7202"]),
             ("state=enrolled", vec!["#7201", "#7203"]),

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{flag, opt_text, parse, text, SqlStore};
-use crate::domain::OrderState;
+use crate::domain::{EnrollmentState, OrderState};
 use crate::store::dialect::Dialect;
 use crate::store::{
     AttemptView, Dashboard, ItemDetail, ItemView, OrderDetail, OrderPage, OrderQuery, OrderSummary,
@@ -249,9 +249,10 @@ impl SqlStore {
 /// its `WHERE`) and what it binds, in order.
 ///
 /// A search finds the orders whose number (with or without its `#`), buyer
-/// email, learner email or course key starts with the text, in any case, or
-/// whose shop id or our id is the text: each is a range of an index (the
-/// `*_search` columns of migration 0007), so no search reads every order.
+/// email or learner email starts with the text, in any case, whose course key
+/// starts with it as spelled, or whose shop id or our id is the text: each is
+/// a range of an index (the `*_search` columns of migration 0007, and
+/// `enrollments_by_course` per state), so no search reads every order.
 fn order_filter(query: &OrderQuery, dialect: Dialect) -> (String, Vec<Bind>) {
     let mut from = "orders o".to_owned();
     let mut binds = Vec::new();
@@ -271,8 +272,12 @@ fn order_filter(query: &OrderQuery, dialect: Dialect) -> (String, Vec<Bind>) {
             "SELECT id FROM orders WHERE buyer_email_search >= ? AND buyer_email_search < ?",
             "SELECT id FROM orders WHERE external_id = ?",
             "SELECT order_id AS id FROM enrollments WHERE email_search >= ? AND email_search < ?",
-            "SELECT order_id AS id FROM enrollments WHERE course_search >= ? AND course_search < ?",
         ];
+        let course = format!(
+            "SELECT order_id AS id FROM enrollments WHERE state IN ({}) AND course_key >= ? AND course_key < ?",
+            vec!["?"; EnrollmentState::ALL.len()].join(", ")
+        );
+        found.push(&course);
         let shop_id = search.trim_start_matches('#').to_owned();
         let (past_number, past_text) = (past_prefix(&number), past_prefix(&text));
         for value in [
@@ -281,13 +286,16 @@ fn order_filter(query: &OrderQuery, dialect: Dialect) -> (String, Vec<Bind>) {
             text.clone(),
             past_text.clone(),
             shop_id,
-            text.clone(),
-            past_text.clone(),
             text,
             past_text,
         ] {
             binds.push(Bind::Text(value));
         }
+        for state in EnrollmentState::ALL {
+            binds.push(Bind::Text(state.as_str().to_owned()));
+        }
+        binds.push(Bind::Text(search.to_owned()));
+        binds.push(Bind::Text(past_prefix(search)));
         if let Ok(id) = search.trim_start_matches('#').parse::<i64>() {
             found.push("SELECT id FROM orders WHERE id = ?");
             binds.push(Bind::Int(id));

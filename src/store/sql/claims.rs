@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::{
     clip, id_list, opt_text, parse, sources_of, text, transaction, value_runs, SqlStore, Tx,
 };
-use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail};
+use crate::domain::{Action, EnrollmentState, LearnerEmail};
 use crate::store::{
     Claim, ClaimReport, ClaimResult, ClaimedItem, ClaimedWork, Idle, ItemResult, LmsCondition,
     LmsStatus, StoreError,
@@ -17,30 +17,21 @@ use crate::store::{
 
 /// Finds the items whose SKU is not resolved yet (`course_key IS NULL`)
 /// without reading every waiting item.
-const UNRESOLVED_INDEX: &str = "enrollments_by_course";
+pub(super) const UNRESOLVED_INDEX: &str = "enrollments_by_course";
 /// Due work: pending items, and paid seats waiting for an account whose next
 /// check (or invitation) is due; not held under another claim's lease.
-const DUE: &str = "state IN ('pending', 'awaiting_account') AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+pub(super) const DUE: &str = "state IN ('pending', 'awaiting_account') AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
 /// [`DUE`] in one state (the first value bound).
-const DUE_IN_STATE: &str =
+pub(super) const DUE_IN_STATE: &str =
     "state = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
 /// The states of due work, each read on its own.
-const CLAIMABLE_STATES: [&str; 2] = ["pending", "awaiting_account"];
+pub(super) const CLAIMABLE_STATES: [&str; 2] = ["pending", "awaiting_account"];
 /// The states claimed work is in (a lease is renewed, a result written).
-const CLAIMABLE: &str = "'pending', 'awaiting_account'";
+pub(super) const CLAIMABLE: &str = "'pending', 'awaiting_account'";
 /// The window of the shared rate limit.
 const WINDOW_MS: i64 = 60_000;
-/// A course's batch gathers while a request to it is in flight, but goes once
-/// its oldest learner has waited this long, whatever is in flight.
-const BATCH_LINGER_MS: i64 = 1_000;
-/// How many courses a claim looks at for one whose batch is ready.
-const GROUPS_LOOKED_AT: usize = 100;
 /// Due items locked by a delivery being taken right now: look again after this.
 const LOCKED_RECHECK_MS: i64 = 5;
-/// The items under a lease, found without reading the waiting ones.
-const CLAIM_INDEX: &str = "enrollments_by_claim";
-/// Due items in the order they fell due.
-const DUE_INDEX: &str = "enrollments_due";
 
 impl SqlStore {
     pub async fn claim_next(
@@ -191,155 +182,6 @@ impl SqlStore {
         }
         due.sort_unstable();
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
-    }
-
-    /// What to claim next: a SKU to look up, or the course whose batch is
-    /// ready — full, or with no request to it in flight, or waiting long
-    /// enough. A lone order goes at once; while a course's request is in
-    /// flight its next learners gather into one batch. The courses are taken
-    /// oldest first, one index probe each: the cost does not grow with the
-    /// backlog.
-    async fn next_work(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        batch: usize,
-    ) -> Result<Result<ClaimedWork, Idle>, StoreError> {
-        let due = DUE;
-        let lookup = sqlx::query(self.sql(&format!(
-            "SELECT sku FROM enrollments{} WHERE {due} AND course_key IS NULL ORDER BY due_at, id LIMIT 1{}",
-            self.dialect.indexed_by(UNRESOLVED_INDEX),
-            self.dialect.skip_locked()
-        )))
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = lookup {
-            return Ok(Ok(ClaimedWork::LookupSku {
-                sku: text(&row, "sku")?,
-            }));
-        }
-
-        let in_flight = self.groups_in_flight(tx, now).await?;
-        let mut passed: Vec<Group> = Vec::new();
-        let mut wake: Option<i64> = None;
-        while passed.len() < GROUPS_LOOKED_AT {
-            let Some((group, oldest)) = self.oldest_due_group(tx, now, &passed).await? else {
-                break;
-            };
-            let Some(course) = CourseKey::parse(&group.course_key) else {
-                passed.push(group);
-                continue;
-            };
-            let work = ClaimedWork::CallLms {
-                course,
-                action: parse(&group.action)?,
-                mode: group.mode.clone(),
-            };
-            // A call for one learner has no batch to fill.
-            let ready = work.one_learner_a_call()
-                || !in_flight.contains(&group)
-                || oldest + BATCH_LINGER_MS <= now
-                || self.waiting_in(tx, now, &group, batch).await? >= batch;
-            if ready {
-                return Ok(Ok(work));
-            }
-            let ready_at = oldest + BATCH_LINGER_MS;
-            wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
-            passed.push(group);
-        }
-        if wake.is_none() {
-            let row = sqlx::query(self.sql(&format!(
-                "SELECT MIN({}(due_at, COALESCE(lease_until, 0))) AS next_due FROM enrollments WHERE state IN ({CLAIMABLE})",
-                self.dialect.greatest()
-            )))
-            .fetch_one(&mut **tx)
-            .await?;
-            wake = row.try_get("next_due")?;
-        }
-        Ok(Err(Idle::NothingDue { next_due_ms: wake }))
-    }
-
-    /// The courses (with action and mode) a request is in flight to: read
-    /// from the items under a lease, however many wait.
-    async fn groups_in_flight(&self, tx: &mut Tx, now: i64) -> Result<Vec<Group>, StoreError> {
-        let rows = sqlx::query(self.sql(&format!(
-            "SELECT DISTINCT course_key, action, mode FROM enrollments{} \
-             WHERE claim_token IS NOT NULL AND lease_until > ? AND state IN ({CLAIMABLE}) AND course_key IS NOT NULL",
-            self.dialect.indexed_by(CLAIM_INDEX)
-        )))
-        .bind(now)
-        .fetch_all(&mut **tx)
-        .await?;
-        rows.iter().map(Group::of_row).collect()
-    }
-
-    /// The course of the item due longest, among those not `passed`, and
-    /// when that item fell due. One probe of the due index per state.
-    async fn oldest_due_group(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        passed: &[Group],
-    ) -> Result<Option<(Group, i64)>, StoreError> {
-        let not_passed = format!(
-            " AND NOT (course_key = ? AND action = ? AND mode {} ?)",
-            self.dialect.null_safe_eq()
-        )
-        .repeat(passed.len());
-        let mut oldest: Option<(Group, i64, i64)> = None;
-        for state in CLAIMABLE_STATES {
-            let mut query = sqlx::query(self.sql(&format!(
-                "SELECT course_key, action, mode, due_at, id FROM enrollments{} \
-                 WHERE state = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
-                 AND course_key IS NOT NULL{not_passed} ORDER BY due_at, id LIMIT 1",
-                self.dialect.indexed_by(DUE_INDEX)
-            )))
-            .bind(state)
-            .bind(now)
-            .bind(now);
-            for group in passed {
-                query = query
-                    .bind(group.course_key.clone())
-                    .bind(group.action.clone())
-                    .bind(group.mode.clone());
-            }
-            if let Some(row) = query.fetch_optional(&mut **tx).await? {
-                let (due_at, id): (i64, i64) = (row.try_get("due_at")?, row.try_get("id")?);
-                if oldest
-                    .as_ref()
-                    .is_none_or(|(_, d, i)| (due_at, id) < (*d, *i))
-                {
-                    oldest = Some((Group::of_row(&row)?, due_at, id));
-                }
-            }
-        }
-        Ok(oldest.map(|(group, due_at, _)| (group, due_at)))
-    }
-
-    /// How many of a course's items are due and free, counting to `batch` at most.
-    async fn waiting_in(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        group: &Group,
-        batch: usize,
-    ) -> Result<usize, StoreError> {
-        let row = sqlx::query(self.sql(&format!(
-            "SELECT COUNT(*) AS n FROM (SELECT id FROM enrollments WHERE {DUE} AND course_key = ? \
-             AND action = ? AND mode {} ? LIMIT ?) waiting",
-            self.dialect.null_safe_eq()
-        )))
-        .bind(now)
-        .bind(now)
-        .bind(group.course_key.clone())
-        .bind(group.action.clone())
-        .bind(group.mode.clone())
-        .bind(batch as i64)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? as usize)
     }
 
     /// Takes one LMS request from the shared window, or says when one frees up.
@@ -554,24 +396,6 @@ impl SqlStore {
             )
             .execute(&mut *tx)
             .await?;
-        })
-    }
-}
-
-/// A course, action and mode: the items one LMS request may carry.
-#[derive(Debug, PartialEq, Eq)]
-struct Group {
-    course_key: String,
-    action: String,
-    mode: Option<String>,
-}
-
-impl Group {
-    fn of_row(row: &sqlx::any::AnyRow) -> Result<Group, StoreError> {
-        Ok(Group {
-            course_key: text(row, "course_key")?,
-            action: text(row, "action")?,
-            mode: opt_text(row, "mode")?,
         })
     }
 }

@@ -7,6 +7,7 @@ mod deliveries;
 mod embedded;
 mod operator;
 mod prune;
+mod readiness;
 mod reconcile;
 mod sessions;
 mod waiting;
