@@ -105,6 +105,14 @@ async fn main() {
                 cpu,
                 cpu * 1e6 / args.orders as f64
             );
+            if !args.no_worker {
+                let counts = lms.counts.lock().unwrap();
+                println!(
+                    "  meanwhile {} LMS requests enrolled {} learners",
+                    counts.requests,
+                    counts.enrolled.len()
+                );
+            }
             drop(server);
             database.drop().await;
         }
