@@ -12,6 +12,10 @@ use crate::store::{ClaimedWork, Idle, StoreError};
 /// A course's batch gathers while a request to it is in flight, but goes once
 /// its oldest learner has waited this long, whatever is in flight.
 const BATCH_LINGER_MS: i64 = 1_000;
+/// While a course's batch gathers, how soon a claim looks again; shorter than
+/// the wait after which a worker is woken by new work, so that a burst's
+/// every delivery does not wake the idle workers to find the batch unready.
+const GATHER_RECHECK_MS: i64 = 50;
 /// How many courses a claim looks at for one whose batch is ready.
 const GROUPS_LOOKED_AT: usize = 100;
 /// The items under a lease, found without reading the waiting ones.
@@ -72,7 +76,9 @@ impl SqlStore {
             if ready {
                 return Ok(Ok(work));
             }
-            let ready_at = oldest + BATCH_LINGER_MS;
+            // Looked at again shortly rather than woken by every delivery: the
+            // worker whose request is in flight claims the batch when answered.
+            let ready_at = (oldest + BATCH_LINGER_MS).min(now + GATHER_RECHECK_MS);
             wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
             passed.push(group);
         }
