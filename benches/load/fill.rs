@@ -107,6 +107,11 @@ pub async fn size(database: &Database) -> (i64, i64) {
     let sql = match database.kind.as_str() {
         "postgres" => "SELECT pg_database_size(current_database()) AS bytes",
         "mysql" => {
+            // The sizes information_schema tells are those of the last analysis.
+            sqlx::query("ANALYZE TABLE orders, requests, enrollments")
+                .execute(&mut conn)
+                .await
+                .unwrap();
             "SELECT CAST(SUM(data_length + index_length) AS SIGNED) AS bytes \
              FROM information_schema.tables WHERE table_schema = DATABASE()"
         }
