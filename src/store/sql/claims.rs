@@ -29,7 +29,7 @@ pub(super) const CLAIMABLE_STATES: [&str; 2] = ["pending", "awaiting_account"];
 /// The states claimed work is in (a lease is renewed, a result written).
 pub(super) const CLAIMABLE: &str = "'pending', 'awaiting_account'";
 /// The window of the shared rate limit.
-const WINDOW_MS: i64 = 60_000;
+pub(super) const WINDOW_MS: i64 = 60_000;
 /// Due items locked by a delivery being taken right now: look again after this.
 const LOCKED_RECHECK_MS: i64 = 5;
 
@@ -71,7 +71,7 @@ impl SqlStore {
             }));
         }
 
-        let work = match self.next_work(tx, now, batch).await? {
+        let work = match self.next_work(tx, now, batch, rate_limit).await? {
             Ok(work) => work,
             Err(idle) => return Ok(ClaimResult::Idle(idle)),
         };

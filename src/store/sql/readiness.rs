@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::claims::{CLAIMABLE, CLAIMABLE_STATES, DUE, UNRESOLVED_INDEX};
+use super::claims::{CLAIMABLE, CLAIMABLE_STATES, DUE, UNRESOLVED_INDEX, WINDOW_MS};
 use super::{opt_text, parse, text, SqlStore, Tx};
 use crate::domain::CourseKey;
 use crate::store::{ClaimedWork, Idle, StoreError};
@@ -25,9 +25,9 @@ const DUE_INDEX: &str = "enrollments_due";
 
 impl SqlStore {
     /// What to claim next: a SKU to look up, or the course whose batch is
-    /// ready — full, or with no request to it in flight, or waiting long
-    /// enough. A lone order goes at once; while a course's request is in
-    /// flight its next learners gather into one batch. The courses are taken
+    /// ready — full, or with no request to it in flight (while the rate limit
+    /// is far), or waiting long enough. A lone order goes at once; while a
+    /// course's request is in flight its next learners gather into one batch. The courses are taken
     /// oldest first, one index probe each: the cost does not grow with the
     /// backlog.
     pub(super) async fn next_work(
@@ -35,6 +35,7 @@ impl SqlStore {
         tx: &mut Tx,
         now: i64,
         batch: usize,
+        rate_limit: u32,
     ) -> Result<Result<ClaimedWork, Idle>, StoreError> {
         let due = DUE;
         let lookup = sqlx::query(self.sql(&format!(
@@ -53,6 +54,7 @@ impl SqlStore {
         }
 
         let in_flight = self.groups_in_flight(tx, now).await?;
+        let scarce = self.requests_scarce(tx, now, rate_limit).await?;
         let mut passed: Vec<Group> = Vec::new();
         let mut wake: Option<i64> = None;
         while passed.len() < GROUPS_LOOKED_AT {
@@ -70,7 +72,7 @@ impl SqlStore {
             };
             // A call for one learner has no batch to fill.
             let ready = work.one_learner_a_call()
-                || !in_flight.contains(&group)
+                || (!in_flight.contains(&group) && !scarce)
                 || oldest + BATCH_LINGER_MS <= now
                 || self.waiting_in(tx, now, &group, batch).await? >= batch;
             if ready {
@@ -92,6 +94,25 @@ impl SqlStore {
             wake = row.try_get("next_due")?;
         }
         Ok(Err(Idle::NothingDue { next_due_ms: wake }))
+    }
+
+    /// Whether half the shared rate limit's window is spent: from then on a
+    /// course's learners gather into full batches (or wait the linger) even
+    /// with no request in flight, so that a steady trickle of orders does not
+    /// spend the limit one learner at a time.
+    async fn requests_scarce(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        rate_limit: u32,
+    ) -> Result<bool, StoreError> {
+        let used: i64 =
+            sqlx::query(self.sql("SELECT COUNT(*) AS used FROM lms_calls WHERE at > ?"))
+                .bind(now - WINDOW_MS)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("used")?;
+        Ok(used * 2 >= i64::from(rate_limit))
     }
 
     /// The courses (with action and mode) a request is in flight to: read
