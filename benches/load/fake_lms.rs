@@ -26,6 +26,8 @@ pub struct Counts {
     /// When each enrollment request arrived.
     pub arrivals: Vec<Instant>,
     window: VecDeque<Instant>,
+    /// Requests allowed in any window.
+    limit: usize,
 }
 
 #[derive(Clone)]
@@ -36,7 +38,19 @@ pub struct FakeLms {
 
 impl FakeLms {
     pub async fn start() -> FakeLms {
-        let counts = Arc::new(Mutex::new(Counts::default()));
+        FakeLms::start_with(THROTTLE).await
+    }
+
+    /// An LMS that never throttles: the service's own pace is measured.
+    pub async fn start_unthrottled() -> FakeLms {
+        FakeLms::start_with(usize::MAX).await
+    }
+
+    async fn start_with(limit: usize) -> FakeLms {
+        let counts = Arc::new(Mutex::new(Counts {
+            limit,
+            ..Counts::default()
+        }));
         let app = Router::new()
             .route("/oauth2/access_token", post(token))
             .route("/api/bulk_enroll/v1/bulk_enroll", post(bulk_enroll))
@@ -100,7 +114,7 @@ async fn bulk_enroll(
         }
         c.requests += 1;
         c.arrivals.push(now);
-        if c.window.len() >= THROTTLE {
+        if c.window.len() >= c.limit {
             c.throttled += 1;
             let wait = WINDOW
                 .saturating_sub(now.duration_since(c.window[0]))

@@ -27,7 +27,7 @@ pub enum OrdersCommand {
         /// Only orders of this shop (Shopify domain or WooCommerce source).
         #[arg(long)]
         shop: Option<String>,
-        /// Order number or id, learner or buyer email, or course key (any part, any case).
+        /// The start of an order number or a learner or buyer email (any case) or of a course key, or an order id.
         #[arg(long, value_name = "TEXT")]
         search: Option<String>,
         /// At most this many orders.

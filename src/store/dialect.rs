@@ -95,6 +95,15 @@ impl Dialect {
         }
     }
 
+    /// Text in lower case as the database's `LOWER` writes it: SQLite's
+    /// lowers ASCII letters only, the servers' every letter.
+    pub fn lowercase(self, text: &str) -> String {
+        match self {
+            Dialect::Sqlite => text.to_ascii_lowercase(),
+            Dialect::Postgres | Dialect::MySql => text.to_lowercase(),
+        }
+    }
+
     /// The larger of two values.
     pub fn greatest(self) -> &'static str {
         match self {

@@ -1,14 +1,14 @@
 //! What operators read: order lists with search, an order with everything
 //! stored about it, stored requests, the dashboard's counts.
 
-use crate::domain::FETCHED_ENDPOINT_PREFIX;
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::search::{order_filter, Bind};
 use super::{flag, opt_text, parse, text, SqlStore};
-use crate::domain::OrderState;
+use crate::domain::{OrderState, FETCHED_ENDPOINT_PREFIX};
 use crate::store::{
     AttemptView, Dashboard, ItemDetail, ItemView, OrderDetail, OrderPage, OrderQuery, OrderSummary,
     RecentFailure, Replays, RequestPage, RequestView, StoreError, StoredRequest,
@@ -57,29 +57,21 @@ const RECENT_FAILURES: i64 = 10;
 /// The most rows one page may ask for.
 const MAX_PAGE: i64 = 10_000;
 
-/// A value bound to a statement whose conditions depend on the query.
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 impl SqlStore {
     pub async fn list_orders(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {
-        let (conditions, binds) = order_conditions(query);
+        let (from, binds) = order_filter(query, self.dialect);
         let bind_all = |sql: &'static str| {
             binds.iter().fold(sqlx::query(sql), |q, b| match b {
                 Bind::Int(n) => q.bind(*n),
                 Bind::Text(s) => q.bind(s.clone()),
             })
         };
-        let total: i64 = bind_all(self.sql(&format!(
-            "SELECT COUNT(*) AS total FROM orders o WHERE {conditions}"
-        )))
-        .fetch_one(&self.reader)
-        .await?
-        .try_get("total")?;
+        let total: i64 = bind_all(self.sql(&format!("SELECT COUNT(*) AS total FROM {from}")))
+            .fetch_one(&self.reader)
+            .await?
+            .try_get("total")?;
         let rows = bind_all(self.sql(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM orders o WHERE {conditions} ORDER BY o.id DESC LIMIT ? OFFSET ?"
+            "SELECT {SUMMARY_COLUMNS} FROM {from} ORDER BY o.id DESC LIMIT ? OFFSET ?"
         )))
         .bind(query.limit.clamp(0, MAX_PAGE))
         .bind(query.offset.max(0))
@@ -246,67 +238,6 @@ impl SqlStore {
     }
 }
 
-/// The `WHERE` of an order list (over `orders o`) and what it binds, in order.
-fn order_conditions(query: &OrderQuery) -> (String, Vec<Bind>) {
-    let mut conditions = vec!["1 = 1".to_owned()];
-    let mut binds = Vec::new();
-    if let Some(state) = query.state {
-        conditions.push("o.state = ?".into());
-        binds.push(Bind::Text(state.as_str().to_owned()));
-    }
-    if let Some(shop) = query
-        .shop
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        conditions.push("LOWER(o.shop) = ?".into());
-        binds.push(Bind::Text(shop.to_lowercase()));
-    }
-    if let Some(search) = query
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let anywhere = like_pattern(&search.to_lowercase());
-        let number = like_pattern(&search.trim_start_matches('#').to_lowercase());
-        let mut any = vec![
-            "LOWER(o.number) LIKE ? ESCAPE '!'",
-            "LOWER(o.external_id) LIKE ? ESCAPE '!'",
-            "LOWER(o.buyer_email) LIKE ? ESCAPE '!'",
-            "EXISTS (SELECT 1 FROM enrollments i WHERE i.order_id = o.id \
-             AND (LOWER(i.email) LIKE ? ESCAPE '!' OR LOWER(i.course_key) LIKE ? ESCAPE '!' \
-             OR LOWER(i.sku) LIKE ? ESCAPE '!'))",
-        ];
-        binds.push(Bind::Text(number.clone()));
-        binds.push(Bind::Text(number));
-        for _ in 0..4 {
-            binds.push(Bind::Text(anywhere.clone()));
-        }
-        if let Ok(id) = search.trim_start_matches('#').parse::<i64>() {
-            any.push("o.id = ?");
-            binds.push(Bind::Int(id));
-        }
-        conditions.push(format!("({})", any.join(" OR ")));
-    }
-    (conditions.join(" AND "), binds)
-}
-
-/// `%text%` for `LIKE … ESCAPE '!'`, with the wildcards in `text` taken literally.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '!') {
-            pattern.push('!');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 fn order_summary(r: &AnyRow) -> Result<OrderSummary, StoreError> {
     Ok(OrderSummary {
         id: r.try_get("id")?,
@@ -401,15 +332,4 @@ fn replays(r: &AnyRow) -> Result<Replays, sqlx::Error> {
         replayed_by: r.try_get("replayed_by")?,
         taken_in_by: r.try_get("taken_in_by")?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::like_pattern;
-
-    #[test]
-    fn search_wildcards_are_taken_literally() {
-        assert_eq!(like_pattern("ann"), "%ann%");
-        assert_eq!(like_pattern("50%_off!"), "%50!%!_off!!%");
-    }
 }

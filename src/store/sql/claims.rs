@@ -1,38 +1,35 @@
 //! Claims: a batch of one course's due enrollments to exactly one worker under
 //! a lease on the database's clock; the shared rate limit and LMS condition.
+//! (Which work goes next: `readiness`; what its answer does: `results`.)
 
-use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use sqlx::Row;
 
-use super::{
-    clip, id_list, integers, opt_text, parse, sources_of, text, transaction, value_runs, SqlStore,
-    Tx,
-};
-use crate::domain::{Action, CourseKey, EnrollmentState, LearnerEmail};
-use crate::store::{
-    Claim, ClaimReport, ClaimResult, ClaimedItem, ClaimedWork, Idle, ItemResult, LmsCondition,
-    LmsStatus, StoreError,
-};
+use super::{id_list, opt_text, parse, text, transaction, SqlStore, Tx};
+use crate::domain::LearnerEmail;
+use crate::store::{Claim, ClaimResult, ClaimedItem, ClaimedWork, Idle, LmsStatus, StoreError};
 
 /// Finds the items whose SKU is not resolved yet (`course_key IS NULL`)
 /// without reading every waiting item.
-const UNRESOLVED_INDEX: &str = "enrollments_by_course";
+pub(super) const UNRESOLVED_INDEX: &str = "enrollments_by_course";
 /// Due work: pending items, and paid seats waiting for an account whose next
 /// check (or invitation) is due; not held under another claim's lease.
-const DUE: &str = "state IN ('pending', 'awaiting_account') AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+pub(super) const DUE: &str = "state IN ('pending', 'awaiting_account') AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+/// [`DUE`] in one state (the first value bound).
+pub(super) const DUE_IN_STATE: &str =
+    "state = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)";
+/// The states of due work, each read on its own.
+pub(super) const CLAIMABLE_STATES: [&str; 2] = ["pending", "awaiting_account"];
 /// The states claimed work is in (a lease is renewed, a result written).
-const CLAIMABLE: &str = "'pending', 'awaiting_account'";
+pub(super) const CLAIMABLE: &str = "'pending', 'awaiting_account'";
 /// The states of items a claim still holds: its work, and items cancelled
 /// while their enrollment call was in flight (its result is still recorded).
-const HELD: &str = "'pending', 'awaiting_account', 'cancelled'";
+pub(super) const HELD: &str = "'pending', 'awaiting_account', 'cancelled'";
 /// The window of the shared rate limit.
-const WINDOW_MS: i64 = 60_000;
-/// A course's batch goes once no new learner has arrived for this long…
-const BATCH_QUIET_MS: i64 = 40;
-/// …or once its oldest learner has waited this long, whatever keeps arriving.
-const BATCH_LINGER_MS: i64 = 1_000;
+pub(super) const WINDOW_MS: i64 = 60_000;
+/// Due items locked by a delivery being taken right now: look again after this.
+const LOCKED_RECHECK_MS: i64 = 5;
 
 impl SqlStore {
     pub async fn claim_next(
@@ -72,48 +69,16 @@ impl SqlStore {
             }));
         }
 
-        let work = match self.next_work(tx, now, batch).await? {
+        let work = match self.next_work(tx, now, batch, rate_limit).await? {
             Ok(work) => work,
             Err(idle) => return Ok(ClaimResult::Idle(idle)),
         };
-        let due = DUE;
-        let query = match &work {
-            ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
-                "SELECT id FROM enrollments{} WHERE {due} AND course_key IS NULL AND sku = ? ORDER BY due_at, id LIMIT ?{}",
-                self.dialect.indexed_by(UNRESOLVED_INDEX),
-                self.dialect.skip_locked()
-            )))
-            .bind(now)
-            .bind(now)
-            .bind(sku.clone()),
-            ClaimedWork::CallLms {
-                course,
-                action,
-                mode,
-            } => {
-                let query = sqlx::query(self.sql(&format!(
-                    "SELECT id FROM enrollments WHERE {due} AND course_key = ? AND action = ? AND {} \
-                     ORDER BY due_at, id LIMIT ?{}",
-                    if mode.is_some() { "mode = ?" } else { "mode IS NULL" },
-                    self.dialect.skip_locked()
-                )))
-                .bind(now)
-                .bind(now)
-                .bind(course.as_str().to_owned())
-                .bind(action.as_str());
-                match mode {
-                    Some(mode) => query.bind(mode.clone()),
-                    None => query,
-                }
-            }
-        };
         let limit = if work.one_learner_a_call() { 1 } else { batch };
-        let rows = query.bind(limit as i64).fetch_all(&mut **tx).await?;
-        let ids = integers(&rows, "id")?;
+        let ids = self.pick(tx, now, &work, limit).await?;
         if ids.is_empty() {
             // Locked by a delivery being taken right now: look again shortly.
             return Ok(ClaimResult::Idle(Idle::NothingDue {
-                next_due_ms: Some(now + BATCH_QUIET_MS),
+                next_due_ms: Some(now + LOCKED_RECHECK_MS),
             }));
         }
         if let ClaimedWork::CallLms { .. } = work {
@@ -164,75 +129,57 @@ impl SqlStore {
         Ok(ClaimResult::Claimed(Claim { token, work, items }))
     }
 
-    /// What to claim next: a SKU to look up, or the course whose batch is
-    /// ready — full, or quiet for a moment (no new learner arrived lately), or
-    /// waiting long enough. During a burst this fills each LMS request; a lone
-    /// order waits only the quiet period.
-    async fn next_work(
+    /// The `limit` items of the work due longest. Each state is read on its
+    /// own, in the index's order, and the two merged: one index range read
+    /// with both states would be sorted whole, as long as the backlog.
+    async fn pick(
         &self,
         tx: &mut Tx,
         now: i64,
-        batch: usize,
-    ) -> Result<Result<ClaimedWork, Idle>, StoreError> {
-        let due = DUE;
-        let lookup = sqlx::query(self.sql(&format!(
-            "SELECT sku FROM enrollments{} WHERE {due} AND course_key IS NULL ORDER BY due_at, id LIMIT 1{}",
-            self.dialect.indexed_by(UNRESOLVED_INDEX),
-            self.dialect.skip_locked()
-        )))
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = lookup {
-            return Ok(Ok(ClaimedWork::LookupSku {
-                sku: text(&row, "sku")?,
-            }));
-        }
-
-        let groups = sqlx::query(self.sql(&format!(
-            "SELECT course_key, action, mode, COUNT(*) AS waiting, MIN(due_at) AS oldest, MAX(due_at) AS newest \
-             FROM enrollments WHERE {due} AND course_key IS NOT NULL \
-             GROUP BY course_key, action, mode ORDER BY oldest LIMIT 100"
-        )))
-        .bind(now)
-        .bind(now)
-        .fetch_all(&mut **tx)
-        .await?;
-        let mut wake: Option<i64> = None;
-        for group in &groups {
-            let waiting: i64 = group.try_get("waiting")?;
-            let oldest: i64 = group.try_get("oldest")?;
-            let newest: i64 = group.try_get("newest")?;
-            let Some(course) = CourseKey::parse(&text(group, "course_key")?) else {
-                continue;
+        work: &ClaimedWork,
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut due: Vec<(i64, i64)> = Vec::new();
+        for state in CLAIMABLE_STATES {
+            let query = match work {
+                ClaimedWork::LookupSku { sku } => sqlx::query(self.sql(&format!(
+                    "SELECT id, due_at FROM enrollments{} WHERE {DUE_IN_STATE} AND course_key IS NULL AND sku = ? \
+                     ORDER BY due_at, id LIMIT ?{}",
+                    self.dialect.indexed_by(UNRESOLVED_INDEX),
+                    self.dialect.skip_locked()
+                )))
+                .bind(state)
+                .bind(now)
+                .bind(now)
+                .bind(sku.clone()),
+                ClaimedWork::CallLms {
+                    course,
+                    action,
+                    mode,
+                } => {
+                    let query = sqlx::query(self.sql(&format!(
+                        "SELECT id, due_at FROM enrollments WHERE {DUE_IN_STATE} AND course_key = ? AND action = ? AND {} \
+                         ORDER BY due_at, id LIMIT ?{}",
+                        if mode.is_some() { "mode = ?" } else { "mode IS NULL" },
+                        self.dialect.skip_locked()
+                    )))
+                    .bind(state)
+                    .bind(now)
+                    .bind(now)
+                    .bind(course.as_str().to_owned())
+                    .bind(action.as_str());
+                    match mode {
+                        Some(mode) => query.bind(mode.clone()),
+                        None => query,
+                    }
+                }
             };
-            let work = ClaimedWork::CallLms {
-                course,
-                action: parse(&text(group, "action")?)?,
-                mode: opt_text(group, "mode")?,
-            };
-            // A call for one learner has no batch to fill.
-            let ready_at = if work.one_learner_a_call() {
-                oldest
-            } else {
-                (newest + BATCH_QUIET_MS).min(oldest + BATCH_LINGER_MS)
-            };
-            if waiting >= batch as i64 || ready_at <= now {
-                return Ok(Ok(work));
+            for row in query.bind(limit as i64).fetch_all(&mut **tx).await? {
+                due.push((row.try_get("due_at")?, row.try_get("id")?));
             }
-            wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
         }
-        if wake.is_none() {
-            let row = sqlx::query(self.sql(&format!(
-                "SELECT MIN({}(due_at, COALESCE(lease_until, 0))) AS next_due FROM enrollments WHERE state IN ({CLAIMABLE})",
-                self.dialect.greatest()
-            )))
-            .fetch_one(&mut **tx)
-            .await?;
-            wake = row.try_get("next_due")?;
-        }
-        Ok(Err(Idle::NothingDue { next_due_ms: wake }))
+        due.sort_unstable();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
     /// Takes one LMS request from the shared window, or says when one frees up.
@@ -277,149 +224,6 @@ impl SqlStore {
         Ok(())
     }
 
-    pub async fn finish_claim(
-        &self,
-        report: &ClaimReport,
-        unenroll_on_cancel: bool,
-    ) -> Result<usize, StoreError> {
-        let written = transaction!(self, |tx, now| {
-            self.write_results(&mut tx, now, report, unenroll_on_cancel)
-                .await?
-        })?;
-        if written == 0 && !report.results.is_empty() {
-            return Err(StoreError::LeaseLost);
-        }
-        Ok(written)
-    }
-
-    /// Writes a claim's results in a few statements whatever its size: items
-    /// with the same result are updated together.
-    async fn write_results(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        report: &ClaimReport,
-        unenroll_on_cancel: bool,
-    ) -> Result<usize, StoreError> {
-        let mut orders = BTreeSet::new();
-        let mut written = 0;
-        // Only what this claim still holds: a lost lease writes nothing.
-        let held: HashMap<i64, (i64, EnrollmentState)> = if report.results.is_empty() {
-            HashMap::new()
-        } else {
-            let ids: Vec<i64> = report.results.iter().map(|(id, _, _)| *id).collect();
-            let (among, listed) = id_list(&ids);
-            let mut query = sqlx::query(self.sql(&format!(
-                "SELECT id, order_id, state FROM enrollments WHERE claim_token = ? AND state IN ({HELD}) \
-                 AND id IN ({among}) ORDER BY id{}",
-                self.dialect.for_update()
-            )))
-            .bind(report.token.clone());
-            for id in listed {
-                query = query.bind(id);
-            }
-            let rows = query.fetch_all(&mut **tx).await?;
-            rows.iter()
-                .map(|r| {
-                    let state = parse(&text(r, "state")?)?;
-                    Ok((r.try_get("id")?, (r.try_get("order_id")?, state)))
-                })
-                .collect::<Result<_, StoreError>>()?
-        };
-        let mut updates: Vec<(ResultColumns, Vec<i64>)> = Vec::new();
-        let mut attempts = Vec::new();
-        for (id, result, attempt) in &report.results {
-            let Some(&(order_id, state)) = held.get(id) else {
-                continue;
-            };
-            let columns = if state == EnrollmentState::Cancelled {
-                ResultColumns::after_cancellation(now, result, attempt.as_ref(), unenroll_on_cancel)
-            } else {
-                ResultColumns::new(now, result, attempt.as_ref())
-            };
-            match updates.iter_mut().find(|(c, _)| *c == columns) {
-                Some((_, ids)) => ids.push(*id),
-                None => updates.push((columns, vec![*id])),
-            }
-            if let Some(a) = attempt {
-                attempts.push((*id, a));
-            }
-            orders.insert(order_id);
-            written += 1;
-        }
-        for (columns, ids) in &updates {
-            let (among, ids) = id_list(ids);
-            let mut query = sqlx::query(self.sql(&format!(
-                "UPDATE enrollments SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
-                 due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
-                 before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
-                 action = COALESCE(?, action), \
-                 account_wait_since = CASE WHEN ? = 1 THEN COALESCE(account_wait_since, ?) ELSE account_wait_since END, \
-                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id IN ({among}) AND state IN ({})",
-                sources_of(columns.state)
-            )))
-            .bind(columns.state.as_str())
-            .bind(columns.reason.clone())
-            .bind(columns.keep_due)
-            .bind(columns.keep_due)
-            .bind(columns.due_at)
-            .bind(columns.course_key.clone())
-            .bind(columns.before)
-            .bind(columns.spent)
-            .bind(columns.action)
-            .bind(columns.waits)
-            .bind(now)
-            .bind(now);
-            for id in ids {
-                query = query.bind(id);
-            }
-            query.execute(&mut **tx).await?;
-        }
-        for attempts in value_runs(&attempts) {
-            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; attempts.len()].join(", ");
-            let mut query = sqlx::query(self.sql(&format!(
-                "INSERT INTO attempts (enrollment_id, at, action, http_status, outcome, detail, duration_ms, counted) \
-                 VALUES {rows}"
-            )));
-            for &(id, a) in attempts {
-                query = query
-                    .bind(id)
-                    .bind(now)
-                    .bind(a.action.as_str())
-                    .bind(a.http_status.map(i64::from))
-                    .bind(a.outcome.clone())
-                    .bind(clip(&a.detail, 4000).to_owned())
-                    .bind(a.duration_ms)
-                    .bind(i64::from(a.counted));
-            }
-            query.execute(&mut **tx).await?;
-        }
-        match &report.lms {
-            Some(LmsCondition::Throttled { until_ms }) => {
-                sqlx::query(self.sql(&format!(
-                    "UPDATE lms_state SET paused_until = {}(paused_until, ?) WHERE id = 1",
-                    self.dialect.greatest()
-                )))
-                .bind(*until_ms)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Some(LmsCondition::Misconfigured { reason, probe_in }) => {
-                sqlx::query(
-                    self.sql("UPDATE lms_state SET misconfigured = ?, probe_at = ? WHERE id = 1"),
-                )
-                .bind(clip(reason, 2000).to_owned())
-                .bind(now + probe_in.as_millis() as i64)
-                .execute(&mut **tx)
-                .await?;
-            }
-            None => {}
-        }
-        let orders: Vec<i64> = orders.into_iter().collect();
-        self.update_orders_state(tx, &orders, now).await?;
-        Ok(written)
-    }
-
     pub async fn lms_status(&self) -> Result<LmsStatus, StoreError> {
         let row =
             sqlx::query(self.sql("SELECT paused_until, misconfigured FROM lms_state WHERE id = 1"))
@@ -461,141 +265,5 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         })
-    }
-}
-
-/// The columns one result writes to its enrollment: results alike are
-/// written by one statement.
-#[derive(Debug, PartialEq, Eq)]
-struct ResultColumns {
-    state: EnrollmentState,
-    reason: Option<String>,
-    /// Keeps the due time and reason as they were (a released claim).
-    keep_due: i64,
-    due_at: i64,
-    course_key: Option<String>,
-    before: Option<i64>,
-    /// Whether an attempt was spent.
-    spent: i64,
-    /// The action from now on, where it changes (an invitation, then the seat).
-    action: Option<&'static str>,
-    /// Whether the item waits for an account (the wait starts, if not begun).
-    waits: i64,
-}
-
-impl ResultColumns {
-    /// The result of a call that was in flight when its item was cancelled.
-    /// A learner the call enrolled keeps the course, unless the order's
-    /// enrollment gave it and cancellations unenroll: then the unenroll is
-    /// queued. Any other answer leaves the item cancelled.
-    fn after_cancellation(
-        now: i64,
-        result: &ItemResult,
-        attempt: Option<&crate::store::AttemptRecord>,
-        unenroll_on_cancel: bool,
-    ) -> Self {
-        let columns = ResultColumns::new(now, result, attempt);
-        match result {
-            ItemResult::Enrolled {
-                before_enrollment: Some(false),
-            } if unenroll_on_cancel => ResultColumns {
-                state: EnrollmentState::Pending,
-                reason: Some(
-                    "cancelled while the LMS was enrolling the learner: to be unenrolled".into(),
-                ),
-                action: Some(Action::Unenroll.as_str()),
-                ..columns
-            },
-            ItemResult::Enrolled { before_enrollment } => ResultColumns {
-                reason: Some(
-                    if *before_enrollment == Some(true) {
-                        "cancelled while the LMS was enrolling the learner, who was enrolled before this order"
-                    } else {
-                        "cancelled while the LMS was enrolling the learner, who keeps the course \
-                         (EDX_WEBHOOKS_UNENROLL_ON_CANCEL is off)"
-                    }
-                    .into(),
-                ),
-                ..columns
-            },
-            _ => ResultColumns {
-                state: EnrollmentState::Cancelled,
-                reason: None,
-                keep_due: 1,
-                before: None,
-                action: None,
-                waits: 0,
-                ..columns
-            },
-        }
-    }
-
-    fn new(now: i64, result: &ItemResult, attempt: Option<&crate::store::AttemptRecord>) -> Self {
-        let (state, reason, due_at, course_key, before) = match result {
-            ItemResult::Enrolled { before_enrollment } => (
-                EnrollmentState::Enrolled,
-                None,
-                now,
-                None,
-                before_enrollment.map(i64::from),
-            ),
-            ItemResult::Unenrolled => (EnrollmentState::Unenrolled, None, now, None, None),
-            ItemResult::Failed { reason } => (
-                EnrollmentState::Failed,
-                Some(reason.as_str()),
-                now,
-                None,
-                None,
-            ),
-            ItemResult::RetryLater { delay, reason } => (
-                EnrollmentState::Pending,
-                Some(reason.as_str()),
-                now + delay.as_millis() as i64,
-                None,
-                None,
-            ),
-            ItemResult::Released => (EnrollmentState::Pending, None, now, None, None),
-            ItemResult::CourseResolved(key) => (
-                EnrollmentState::Pending,
-                None,
-                now,
-                Some(key.as_str()),
-                None,
-            ),
-            ItemResult::Skipped { reason } => (
-                EnrollmentState::Skipped,
-                Some(reason.as_str()),
-                now,
-                None,
-                None,
-            ),
-            ItemResult::AwaitingAccount { delay, .. } => (
-                EnrollmentState::AwaitingAccount,
-                Some("the learner has no LMS account yet: invited to register; the paid seat follows once they do"),
-                now + delay.as_millis() as i64,
-                None,
-                // Nothing of the course was theirs before: the seat will be our order's.
-                Some(0),
-            ),
-            ItemResult::AccountFound => (EnrollmentState::Pending, None, now, None, None),
-        };
-        let action = match result {
-            ItemResult::AwaitingAccount { invite: true, .. } => Some(Action::Invite.as_str()),
-            ItemResult::AwaitingAccount { invite: false, .. } | ItemResult::AccountFound => {
-                Some(Action::Enroll.as_str())
-            }
-            _ => None,
-        };
-        ResultColumns {
-            state,
-            reason: reason.map(|r| clip(r, 2000).to_owned()),
-            keep_due: i64::from(matches!(result, ItemResult::Released)),
-            due_at,
-            course_key: course_key.map(str::to_owned),
-            before,
-            spent: i64::from(attempt.is_some_and(|a| a.counted)),
-            action,
-            waits: i64::from(matches!(result, ItemResult::AwaitingAccount { .. })),
-        }
     }
 }

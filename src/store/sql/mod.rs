@@ -7,7 +7,10 @@ mod claims;
 mod connect;
 mod operator;
 mod prune;
+mod readiness;
 mod reconcile;
+mod results;
+mod search;
 mod sessions;
 mod waiting;
 
