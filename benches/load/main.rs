@@ -132,8 +132,19 @@ async fn main() {
         let lms = FakeLms::start().await;
         let database = Database::fresh(&args, &work).await;
         let server = Server::start(&database.url, &lms, &work, false).await;
-        idle_latency(&server, &lms, &database.kind).await;
+        idle_latency(&server, &lms, &database.kind, "serve").await;
         drop(server);
+        // Receiving and processing apart: `serve --no-worker` and a `worker`.
+        let intake = Server::start(&database.url, &lms, &work, true).await;
+        let worker = Server::start_with(&database.url, &lms, &work, &["worker"], &[]).await;
+        idle_latency(
+            &intake,
+            &lms,
+            &database.kind,
+            "the worker in another process",
+        )
+        .await;
+        drop((intake, worker));
         database.drop().await;
     }
     if args.only.iter().any(|p| p == "growth") {

@@ -64,7 +64,8 @@ pub async fn burst(server: &Server, lms: &FakeLms, orders: usize, kind: &str) {
 }
 
 /// One order at a time into an idle service: from its 200 to the LMS request.
-pub async fn idle_latency(server: &Server, lms: &FakeLms, kind: &str) {
+/// `how` says where the workers run.
+pub async fn idle_latency(server: &Server, lms: &FakeLms, kind: &str, how: &str) {
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let mut delays = Vec::new();
     for n in 0..10 {
@@ -84,7 +85,7 @@ pub async fn idle_latency(server: &Server, lms: &FakeLms, kind: &str) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     delays.sort();
-    println!("\n[idle] a lone order, from its 200 to the LMS request ({kind}), 10 orders:");
+    println!("\n[idle] a lone order, from its 200 to the LMS request ({kind}, {how}), 10 orders:");
     println!(
         "  median {:.1} ms, max {:.1} ms",
         delays[delays.len() / 2].as_secs_f64() * 1000.0,

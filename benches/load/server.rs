@@ -101,7 +101,7 @@ impl Server {
             .port();
         let child = command(database_url, lms, work, extra)
             .args(args)
-            .env("EDX_WEBHOOKS_LISTEN", format!("127.0.0.1:{port}"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
