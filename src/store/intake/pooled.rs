@@ -4,7 +4,7 @@ use sqlx::{Executor, Row};
 
 use super::plan::StoredItem;
 use super::rows::{statements, ItemRow, OrderRow, RequestRow, Value};
-use super::write::{write_batch, Accepted, IntakeTx, WebhookKey};
+use super::write::{write_batch, IntakeTx};
 use super::writer::Commit;
 use super::{IntakeWrite, Stored};
 use crate::domain::OrderState;
@@ -144,37 +144,6 @@ impl IntakeTx for SqlxIntake<'_> {
             .fetch_optional(&mut **self.tx)
             .await?;
         Ok(row.map(|r| r.try_get("order_id")).transpose()?)
-    }
-
-    async fn accepted_webhooks(&mut self, keys: &[WebhookKey<'_>]) -> Result<Accepted, StoreError> {
-        let mut accepted = Accepted::new();
-        let mut shops: Vec<((&str, &str), Vec<&str>)> = Vec::new();
-        for key in keys {
-            match shops.iter_mut().find(|(shop, _)| *shop == (key.0, key.1)) {
-                Some((_, ids)) => ids.push(key.2),
-                None => shops.push(((key.0, key.1), vec![key.2])),
-            }
-        }
-        for ((platform, shop), ids) in shops {
-            for ids in value_runs(&ids) {
-                let statement = statements::accepted_webhooks(ids.len());
-                let mut query = sqlx::query(self.db.sql(&statement))
-                    .bind(platform.to_owned())
-                    .bind(shop.to_owned());
-                for id in ids {
-                    query = query.bind((*id).to_owned());
-                }
-                for row in query.fetch_all(&mut **self.tx).await? {
-                    let key = (
-                        platform.to_owned(),
-                        shop.to_owned(),
-                        text(&row, "webhook_id")?,
-                    );
-                    accepted.insert(key, row.try_get("order_id")?);
-                }
-            }
-        }
-        Ok(accepted)
     }
 
     /// On MySQL one at a time: the ids a multi-row insert takes need not be

@@ -351,16 +351,6 @@ pub mod statements {
         )
     }
 
-    /// Of `ids` webhooks of one shop, those a delivery was taken in with,
-    /// and its order (each id a lookup of the index on platform, shop, id).
-    pub fn accepted_webhooks(ids: usize) -> String {
-        format!(
-            "SELECT webhook_id, order_id FROM requests WHERE platform = ? AND shop = ? \
-             AND webhook_id IN ({}) AND outcome IN ('accepted', 'awaiting_payment')",
-            vec!["?"; ids].join(", ")
-        )
-    }
-
     pub fn order_cancelled(dialect: Dialect) -> String {
         format!(
             "SELECT cancelled FROM orders WHERE id = ?{}",
