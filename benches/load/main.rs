@@ -132,7 +132,7 @@ async fn main() {
         let lms = FakeLms::start().await;
         let database = Database::fresh(&args, &work).await;
         let server = Server::start(&database.url, &lms, &work, false).await;
-        idle_latency(&server, &lms, &database.kind, "serve").await;
+        idle_latency(&server, &lms, &database.kind, "serve", 0).await;
         drop(server);
         // Receiving and processing apart: `serve --no-worker` and a `worker`.
         let intake = Server::start(&database.url, &lms, &work, true).await;
@@ -142,6 +142,7 @@ async fn main() {
             &lms,
             &database.kind,
             "the worker in another process",
+            10,
         )
         .await;
         drop((intake, worker));

@@ -64,11 +64,11 @@ pub async fn burst(server: &Server, lms: &FakeLms, orders: usize, kind: &str) {
 }
 
 /// One order at a time into an idle service: from its 200 to the LMS request.
-/// `how` says where the workers run.
-pub async fn idle_latency(server: &Server, lms: &FakeLms, kind: &str, how: &str) {
+/// `how` says where the workers run; the orders are `first`.. `first + 10`.
+pub async fn idle_latency(server: &Server, lms: &FakeLms, kind: &str, how: &str, first: usize) {
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let mut delays = Vec::new();
-    for n in 0..10 {
+    for n in first..first + 10 {
         let before = lms.counts.lock().unwrap().arrivals.len();
         server.send_order(n, &run).await.expect("accepted");
         let answered = Instant::now();
