@@ -84,27 +84,7 @@ async fn restarted_mid_load(engine: Engine) {
     assert_eq!(tally.taken.len() as u64, ORDERS);
 
     let store = Store::connect(&server.url()).await.unwrap();
-    let all = wait_until(Duration::from_secs(120), || async {
-        enrolled_count(&store).await == ORDERS as i64
-    })
-    .await;
-    assert!(
-        all,
-        "enrolled: {:?}\n{}",
-        store.count_enrollments().await.unwrap(),
-        service.stderr_text()
-    );
-    let lost: Vec<u64> = tally
-        .taken
-        .iter()
-        .copied()
-        .filter(|id| !lms.is_enrolled(course_of(*id), &learner(*id)))
-        .collect();
-    assert_eq!(
-        lost,
-        Vec::<u64>::new(),
-        "answered 200, not enrolled at the LMS"
-    );
+    all_taken_enrolled(&store, &lms, &tally, ORDERS, &service).await;
     let ready = reqwest::get(service.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200, "ready again by itself");
     println!(

@@ -89,27 +89,7 @@ async fn killed_at_random_moments(db: Db) {
     );
     assert_eq!(tally.taken.len() as u64, ORDERS);
     let store = Store::connect(&url).await.unwrap();
-    let all = wait_until(Duration::from_secs(120), || async {
-        enrolled_count(&store).await == ORDERS as i64
-    })
-    .await;
-    assert!(
-        all,
-        "enrolled: {:?}\n{}",
-        store.count_enrollments().await.unwrap(),
-        service.stderr_text()
-    );
-    let lost: Vec<u64> = tally
-        .taken
-        .iter()
-        .copied()
-        .filter(|id| !lms.is_enrolled(course_of(*id), &learner(*id)))
-        .collect();
-    assert_eq!(
-        lost,
-        Vec::<u64>::new(),
-        "answered 200, not enrolled at the LMS"
-    );
+    all_taken_enrolled(&store, &lms, &tally, ORDERS, &service).await;
     assert_eq!(lms.learners_in_flight_twice(), Vec::<String>::new());
     let mut sent: HashMap<String, usize> = HashMap::new();
     for learner in lms.calls().iter().flat_map(|c| c.identifiers()) {

@@ -169,3 +169,36 @@ pub async fn enrolled_count(store: &Store) -> i64 {
         .map(|(_, n)| n)
         .sum()
 }
+
+/// Waits until `orders` are enrolled, then checks that every order answered
+/// 200 is enrolled at the LMS; fails with the store's counts and the
+/// service's log otherwise.
+pub async fn all_taken_enrolled(
+    store: &Store,
+    lms: &crate::lms::FakeLms,
+    tally: &Tally,
+    orders: u64,
+    service: &crate::service::Service,
+) {
+    let all = crate::helpers::wait_until(Duration::from_secs(120), || async {
+        enrolled_count(store).await == orders as i64
+    })
+    .await;
+    assert!(
+        all,
+        "enrolled: {:?}\n{}",
+        store.count_enrollments().await.unwrap(),
+        service.stderr_text()
+    );
+    let lost: Vec<u64> = tally
+        .taken
+        .iter()
+        .copied()
+        .filter(|id| !lms.is_enrolled(course_of(*id), &learner(*id)))
+        .collect();
+    assert_eq!(
+        lost,
+        Vec::<u64>::new(),
+        "answered 200, not enrolled at the LMS"
+    );
+}
