@@ -93,25 +93,9 @@ impl BulkEnrollView {
         }
         let mut answer_delay = state.answer_delay;
         match state.script.pop_front() {
-            Some(Reply::Status(code)) => {
-                return ResponseTemplate::new(code).set_body_string(format!("scripted {code}"))
-            }
-            Some(Reply::Throttle { retry_after_secs }) => {
-                return ResponseTemplate::new(429)
-                    .insert_header("Retry-After", retry_after_secs.to_string())
-                    .set_body_json(json!({"detail": "Request was throttled."}))
-            }
-            Some(Reply::ExpireTokens) => {
-                state.valid_tokens.clear();
-                return ResponseTemplate::new(401)
-                    .set_body_json(json!({"detail": "Error decoding token."}));
-            }
-            Some(Reply::Html(code, body)) => {
-                return ResponseTemplate::new(code)
-                    .set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8")
-            }
             Some(Reply::Slow(delay)) => answer_delay = delay,
             Some(Reply::AfterDoing(_)) | None => {}
+            Some(reply) => return reply.answer(&mut state),
         }
         let course = call.field("courses").to_owned();
         if state.unknown_courses.contains(&course) {

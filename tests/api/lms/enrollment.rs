@@ -36,26 +36,10 @@ impl EnrollmentApi {
             );
         }
         let after_doing = match state.enrollment_script.pop_front() {
-            Some(Reply::Status(code)) => {
-                return ResponseTemplate::new(code).set_body_string(format!("scripted {code}"))
-            }
-            Some(Reply::Throttle { retry_after_secs }) => {
-                return ResponseTemplate::new(429)
-                    .insert_header("Retry-After", retry_after_secs.to_string())
-                    .set_body_json(json!({"detail": "Request was throttled."}))
-            }
-            Some(Reply::ExpireTokens) => {
-                state.valid_tokens.clear();
-                return ResponseTemplate::new(401)
-                    .set_body_json(json!({"detail": "Error decoding token."}));
-            }
-            Some(Reply::Html(code, body)) => {
-                return ResponseTemplate::new(code)
-                    .set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8")
-            }
             Some(Reply::AfterDoing(code)) => Some(code),
             Some(Reply::Slow(_)) => panic!("slow answers are scripted for bulk enrollment only"),
             None => None,
+            Some(reply) => return reply.answer(&mut state),
         };
         let email = body["email"].as_str().unwrap_or_default().to_lowercase();
         let mode = body["mode"].as_str().unwrap_or("audit").to_owned();

@@ -57,6 +57,31 @@ pub enum Reply {
     Slow(std::time::Duration),
 }
 
+impl Reply {
+    /// The answer of a reply that answers by itself, instead of the request
+    /// being carried out (not `AfterDoing` or `Slow`).
+    fn answer(self, state: &mut LmsState) -> ResponseTemplate {
+        match self {
+            Reply::Status(code) => {
+                ResponseTemplate::new(code).set_body_string(format!("scripted {code}"))
+            }
+            Reply::Throttle { retry_after_secs } => ResponseTemplate::new(429)
+                .insert_header("Retry-After", retry_after_secs.to_string())
+                .set_body_json(serde_json::json!({"detail": "Request was throttled."})),
+            Reply::ExpireTokens => {
+                state.valid_tokens.clear();
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"detail": "Error decoding token."}))
+            }
+            Reply::Html(code, body) => ResponseTemplate::new(code)
+                .set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8"),
+            Reply::AfterDoing(_) | Reply::Slow(_) => {
+                unreachable!("{self:?} is carried out, not answered by itself")
+            }
+        }
+    }
+}
+
 /// An enrollment with a mode, as the Enrollment API keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seat {
