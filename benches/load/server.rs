@@ -201,7 +201,10 @@ pub fn command(database_url: &str, lms: &FakeLms, work: &Path, extra: &[(&str, &
         .env("EDX_WEBHOOKS_SHOPIFY_API_KEY", SHOPIFY_KEY)
         .env("EDX_WEBHOOKS_WOOCOMMERCE_SOURCE", WOO_SOURCE)
         .env("EDX_WEBHOOKS_WOOCOMMERCE_SECRET", WOO_SECRET)
-        .env("RUST_LOG", "warn");
+        .env(
+            "RUST_LOG",
+            std::env::var("LOAD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        );
     for (name, value) in extra {
         command.env(name, value);
     }

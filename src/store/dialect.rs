@@ -87,6 +87,17 @@ impl Dialect {
         }
     }
 
+    /// After a table's name: its rows are found by their ids (the primary
+    /// key), never by another index. SQLite, given a long `id IN (…)` list
+    /// beside `state IN (…)`, would read the state's whole range instead:
+    /// every waiting item, for a claim's hundred.
+    pub fn by_id(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => " NOT INDEXED",
+            Dialect::Postgres | Dialect::MySql => "",
+        }
+    }
+
     /// Appended to a SELECT whose rows the transaction will update.
     pub fn for_update(self) -> &'static str {
         match self {

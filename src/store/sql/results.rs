@@ -8,6 +8,7 @@ use sqlx::Row;
 use super::claims::HELD;
 use super::{clip, id_list, parse, sources_of, text, transaction, value_runs, SqlStore, Tx};
 use crate::domain::{Action, EnrollmentState};
+use crate::store::dialect::Dialect;
 use crate::store::{ClaimReport, ItemResult, LmsCondition, StoreError};
 
 impl SqlStore {
@@ -83,27 +84,20 @@ impl SqlStore {
         }
         for (columns, ids) in &updates {
             let (among, ids) = id_list(ids);
-            let mut query = sqlx::query(self.sql(&format!(
-                "UPDATE enrollments SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
-                 due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
-                 before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
-                 action = COALESCE(?, action), \
-                 account_wait_since = CASE WHEN ? = 1 THEN COALESCE(account_wait_since, ?) ELSE account_wait_since END, \
-                 claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id IN ({among}) AND state IN ({})",
-                sources_of(columns.state)
-            )))
-            .bind(columns.state.as_str())
-            .bind(columns.reason.clone())
-            .bind(columns.keep_due)
-            .bind(columns.keep_due)
-            .bind(columns.due_at)
-            .bind(columns.course_key.clone())
-            .bind(columns.before)
-            .bind(columns.spent)
-            .bind(columns.action)
-            .bind(columns.waits)
-            .bind(now)
-            .bind(now);
+            let mut query =
+                sqlx::query(self.sql(&result_update(self.dialect, &among, columns.state)))
+                    .bind(columns.state.as_str())
+                    .bind(columns.reason.clone())
+                    .bind(columns.keep_due)
+                    .bind(columns.keep_due)
+                    .bind(columns.due_at)
+                    .bind(columns.course_key.clone())
+                    .bind(columns.before)
+                    .bind(columns.spent)
+                    .bind(columns.action)
+                    .bind(columns.waits)
+                    .bind(now)
+                    .bind(now);
             for id in ids {
                 query = query.bind(id);
             }
@@ -153,6 +147,21 @@ impl SqlStore {
         self.update_orders_state(tx, &orders, now).await?;
         Ok(written)
     }
+}
+
+/// Writes one result to the items listed (`among`), where the result may
+/// follow their state; the items are found by their ids.
+fn result_update(dialect: Dialect, among: &str, state: EnrollmentState) -> String {
+    format!(
+        "UPDATE enrollments{} SET state = ?, reason = COALESCE(?, CASE WHEN ? = 1 THEN reason END), \
+         due_at = CASE WHEN ? = 1 THEN due_at ELSE ? END, course_key = COALESCE(?, course_key), \
+         before_enrollment = COALESCE(?, before_enrollment), attempts = attempts + ?, \
+         action = COALESCE(?, action), \
+         account_wait_since = CASE WHEN ? = 1 THEN COALESCE(account_wait_since, ?) ELSE account_wait_since END, \
+         claim_token = NULL, lease_until = NULL, updated_at = ? WHERE id IN ({among}) AND state IN ({})",
+        dialect.by_id(),
+        sources_of(state)
+    )
 }
 
 /// The columns one result writes to its enrollment: results alike are
@@ -287,6 +296,46 @@ impl ResultColumns {
             spent: i64::from(attempt.is_some_and(|a| a.counted)),
             action,
             waits: i64::from(matches!(result, ItemResult::AwaitingAccount { .. })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::result_update;
+    use crate::domain::EnrollmentState;
+    use crate::store::dialect::Dialect;
+    use crate::store::sql::{id_list, SqlStore};
+
+    /// Given a batch's hundred ids beside `state IN (…)`, SQLite's planner
+    /// read the whole range of the state index instead: every waiting item,
+    /// so that a result cost more the longer the backlog.
+    #[tokio::test]
+    async fn a_batch_of_results_finds_its_items_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.sqlite3");
+        let store = SqlStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for size in [1, 25, 100, 256] {
+            let ids: Vec<i64> = (1..=size).collect();
+            let (among, _) = id_list(&ids);
+            for state in [EnrollmentState::Enrolled, EnrollmentState::Pending] {
+                let sql = result_update(Dialect::Sqlite, &among, state);
+                let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let unbound = vec![rusqlite::types::Null; plan.parameter_count()];
+                let steps: Vec<String> = plan
+                    .query_map(rusqlite::params_from_iter(unbound), |row| row.get(3))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert!(
+                    steps.iter().all(|s| s.contains("INTEGER PRIMARY KEY")),
+                    "{size} ids, {state:?}: {steps:?}"
+                );
+            }
         }
     }
 }
