@@ -20,7 +20,7 @@ use super::{IntakeWrite, Stored};
 use crate::domain::{EnrollmentState, OrderState};
 use crate::store::dialect::Dialect;
 use crate::store::now_ms;
-use crate::store::sql::{parse, SqlStore};
+use crate::store::sql::{parse, SqlStore, WriteTurns};
 use crate::store::StoreError;
 
 /// How long a write waits for another writer (a worker, another process)
@@ -35,7 +35,7 @@ pub struct EmbeddedWriter {
     path: PathBuf,
     conn: Connection,
     /// Taken in turn with this process's other writers (see `SqlStore`).
-    turns: Arc<tokio::sync::Mutex<()>>,
+    turns: Arc<WriteTurns>,
 }
 
 impl EmbeddedWriter {
@@ -59,7 +59,7 @@ impl EmbeddedWriter {
         writes: &[IntakeWrite],
         isolate: bool,
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
-        let _turn = self.turns.lock().await;
+        let _turn = self.turns.intake().await;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

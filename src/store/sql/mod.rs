@@ -12,6 +12,7 @@ mod reconcile;
 mod results;
 mod search;
 mod sessions;
+mod turns;
 mod waiting;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use super::dialect::Dialect;
 use super::StoreError;
 use crate::domain::{EnrollmentState, OrderState};
+pub(in crate::store) use turns::{WriteTurn, WriteTurns};
 
 pub(in crate::store) type Tx = Transaction<'static, Any>;
 
@@ -67,17 +69,11 @@ pub(super) struct SqlStore {
     pub(in crate::store) reader: AnyPool,
     /// The SQLite file, when it is one.
     sqlite_file: Option<Arc<std::path::Path>>,
-    /// SQLite has one writer at a time. Its own wait for the write lock
-    /// sleeps longer and longer, so that a busy intake writer would keep
-    /// workers out for seconds; this process's writers take turns here first,
-    /// in the order they asked.
-    write_turns: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite: this process's writers take turns, intake first.
+    write_turns: Option<Arc<WriteTurns>>,
     /// PostgreSQL: where to listen for work other processes announce.
     listen_url: Option<Arc<str>>,
 }
-
-/// One writer's turn on an SQLite database.
-type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
 impl SqlStore {
     pub fn dialect(&self) -> Dialect {
@@ -86,9 +82,7 @@ impl SqlStore {
 
     /// The SQLite file, and the turns its writers take, when it is one that
     /// a connection of the intake writer's own can open alike.
-    pub(in crate::store) fn sqlite_file(
-        &self,
-    ) -> Option<(&std::path::Path, Arc<tokio::sync::Mutex<()>>)> {
+    pub(in crate::store) fn sqlite_file(&self) -> Option<(&std::path::Path, Arc<WriteTurns>)> {
         Some((self.sqlite_file.as_deref()?, self.write_turns.clone()?))
     }
 
@@ -121,7 +115,7 @@ impl SqlStore {
     /// held until it is dropped (after the commit).
     pub(in crate::store) async fn begin(&self) -> Result<(Tx, Option<WriteTurn>), sqlx::Error> {
         let turn = match &self.write_turns {
-            Some(turns) => Some(turns.clone().lock_owned().await),
+            Some(turns) => Some(turns.other().await),
             None => None,
         };
         let tx = match self.dialect.begin() {
