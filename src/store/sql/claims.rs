@@ -38,8 +38,17 @@ impl SqlStore {
         lease: Duration,
         rate_limit: u32,
     ) -> Result<ClaimResult, StoreError> {
-        transaction!(self, |tx, now| {
+        let claimed = transaction!(self, |tx, now| {
             self.claim(&mut tx, now, batch, lease, rate_limit).await?
+        })?;
+        // Read after the commit, outside the write turn: the items are the
+        // claim's until its results are written.
+        Ok(match claimed {
+            Err(idle) => ClaimResult::Idle(idle),
+            Ok((token, work, ids)) => {
+                let items = self.claimed_items(&ids).await?;
+                ClaimResult::Claimed(Claim { token, work, items })
+            }
         })
     }
 
@@ -50,7 +59,7 @@ impl SqlStore {
         batch: usize,
         lease: Duration,
         rate_limit: u32,
-    ) -> Result<ClaimResult, StoreError> {
+    ) -> Result<Result<(String, ClaimedWork, Vec<i64>), Idle>, StoreError> {
         // Claims take turns on the LMS state row: a burst of one course's work
         // goes to one claim, and the shared rate limit is counted one at a time.
         let state = sqlx::query(self.sql(&format!(
@@ -60,30 +69,30 @@ impl SqlStore {
         .fetch_one(&mut **tx)
         .await?;
         if let Some(reason) = opt_text(&state, "misconfigured")? {
-            return Ok(ClaimResult::Idle(Idle::Misconfigured { reason }));
+            return Ok(Err(Idle::Misconfigured { reason }));
         }
         let paused_until: i64 = state.try_get("paused_until")?;
         if paused_until > now {
-            return Ok(ClaimResult::Idle(Idle::Throttled {
+            return Ok(Err(Idle::Throttled {
                 until_ms: paused_until,
             }));
         }
 
         let work = match self.next_work(tx, now, batch, rate_limit).await? {
             Ok(work) => work,
-            Err(idle) => return Ok(ClaimResult::Idle(idle)),
+            Err(idle) => return Ok(Err(idle)),
         };
         let limit = if work.one_learner_a_call() { 1 } else { batch };
         let ids = self.pick(tx, now, &work, limit).await?;
         if ids.is_empty() {
             // Locked by a delivery being taken right now: look again shortly.
-            return Ok(ClaimResult::Idle(Idle::NothingDue {
+            return Ok(Err(Idle::NothingDue {
                 next_due_ms: Some(now + LOCKED_RECHECK_MS),
             }));
         }
         if let ClaimedWork::CallLms { .. } = work {
             if let Some(until_ms) = self.take_rate_slot(tx, now, rate_limit).await? {
-                return Ok(ClaimResult::Idle(Idle::RateLimited { until_ms }));
+                return Ok(Err(Idle::RateLimited { until_ms }));
             }
         }
 
@@ -99,6 +108,12 @@ impl SqlStore {
             mark = mark.bind(*id);
         }
         mark.execute(&mut **tx).await?;
+        Ok(Ok((token, work, ids)))
+    }
+
+    /// What a worker needs to know of its claimed items, in the order due.
+    async fn claimed_items(&self, ids: &[i64]) -> Result<Vec<ClaimedItem>, StoreError> {
+        let (among, listed) = id_list(ids);
         let mut claimed = sqlx::query(self.sql(&format!(
             "SELECT e.id, e.order_id, e.email, e.attempts, e.account_wait_since, o.platform, o.shop, o.number \
              FROM enrollments e JOIN orders o ON o.id = e.order_id WHERE e.id IN ({among}) \
@@ -107,8 +122,8 @@ impl SqlStore {
         for id in &listed {
             claimed = claimed.bind(*id);
         }
-        let items = claimed
-            .fetch_all(&mut **tx)
+        claimed
+            .fetch_all(&self.reader)
             .await?
             .iter()
             .map(|row| {
@@ -125,8 +140,7 @@ impl SqlStore {
                     awaiting_since_ms: row.try_get("account_wait_since")?,
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(ClaimResult::Claimed(Claim { token, work, items }))
+            .collect()
     }
 
     /// The `limit` items of the work due longest. Each state is read on its
