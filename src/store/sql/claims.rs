@@ -78,7 +78,10 @@ impl SqlStore {
             }));
         }
 
-        let work = match self.next_work(tx, now, batch, rate_limit).await? {
+        let window = self.rate_window(tx, now).await?;
+        // Half the window spent: learners gather into full batches.
+        let scarce = window.used * 2 >= i64::from(rate_limit);
+        let work = match self.next_work(tx, now, batch, scarce).await? {
             Ok(work) => work,
             Err(idle) => return Ok(Err(idle)),
         };
@@ -91,7 +94,7 @@ impl SqlStore {
             }));
         }
         if let ClaimedWork::CallLms { .. } = work {
-            if let Some(until_ms) = self.take_rate_slot(tx, now, rate_limit).await? {
+            if let Some(until_ms) = self.take_rate_slot(tx, now, &window, rate_limit).await? {
                 return Ok(Err(Idle::RateLimited { until_ms }));
             }
         }
@@ -196,13 +199,8 @@ impl SqlStore {
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
-    /// Takes one LMS request from the shared window, or says when one frees up.
-    async fn take_rate_slot(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        rate_limit: u32,
-    ) -> Result<Option<i64>, StoreError> {
+    /// The LMS requests of the shared window, once the older ones are gone.
+    async fn rate_window(&self, tx: &mut Tx, now: i64) -> Result<RateWindow, StoreError> {
         sqlx::query(self.sql("DELETE FROM lms_calls WHERE at <= ?"))
             .bind(now - WINDOW_MS)
             .execute(&mut **tx)
@@ -211,10 +209,22 @@ impl SqlStore {
             sqlx::query(self.sql("SELECT COUNT(*) AS used, MIN(at) AS oldest FROM lms_calls"))
                 .fetch_one(&mut **tx)
                 .await?;
-        let used: i64 = row.try_get("used")?;
-        if used >= i64::from(rate_limit) {
-            let oldest: Option<i64> = row.try_get("oldest")?;
-            return Ok(Some(oldest.unwrap_or(now) + WINDOW_MS));
+        Ok(RateWindow {
+            used: row.try_get("used")?,
+            oldest: row.try_get("oldest")?,
+        })
+    }
+
+    /// Takes one LMS request from the shared window, or says when one frees up.
+    async fn take_rate_slot(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        window: &RateWindow,
+        rate_limit: u32,
+    ) -> Result<Option<i64>, StoreError> {
+        if window.used >= i64::from(rate_limit) {
+            return Ok(Some(window.oldest.unwrap_or(now) + WINDOW_MS));
         }
         sqlx::query(self.sql("INSERT INTO lms_calls (at) VALUES (?)"))
             .bind(now)
@@ -280,4 +290,10 @@ impl SqlStore {
             .await?;
         })
     }
+}
+
+/// The LMS requests made in the last [`WINDOW_MS`], by every process.
+struct RateWindow {
+    used: i64,
+    oldest: Option<i64>,
 }

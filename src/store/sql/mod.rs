@@ -270,12 +270,17 @@ fn id_list(ids: &[i64]) -> (String, Vec<i64>) {
 /// Rows of a multi-row `VALUES`, taken in runs of a power of two up to 16
 /// (for the same reason as `id_list`).
 pub(in crate::store) fn value_runs<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    value_runs_of(rows, 16)
+}
+
+/// [`value_runs`] of up to `most` rows (a power of two).
+pub(in crate::store) fn value_runs_of<T>(rows: &[T], most: usize) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        let take = 1 << rest.len().min(16).ilog2();
+        let take = 1 << rest.len().min(most).ilog2();
         let (run, next) = rest.split_at(take);
         rest = next;
         Some(run)
@@ -340,7 +345,7 @@ pub(in crate::store) fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(
 
 #[cfg(test)]
 mod tests {
-    use super::{clip, id_list, value_runs};
+    use super::{clip, id_list, value_runs, value_runs_of};
 
     #[test]
     fn id_lists_and_value_runs_come_in_few_sizes() {
@@ -350,6 +355,8 @@ mod tests {
         let runs: Vec<usize> = value_runs(&[0; 45]).map(<[_]>::len).collect();
         assert_eq!(runs, [16, 16, 8, 4, 1]);
         assert_eq!(value_runs::<u8>(&[]).count(), 0);
+        let runs: Vec<usize> = value_runs_of(&[0; 100], 128).map(<[_]>::len).collect();
+        assert_eq!(runs, [64, 32, 4]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::claims::{CLAIMABLE, CLAIMABLE_STATES, DUE, UNRESOLVED_INDEX, WINDOW_MS};
+use super::claims::{CLAIMABLE, CLAIMABLE_STATES, DUE, UNRESOLVED_INDEX};
 use super::{opt_text, parse, text, SqlStore, Tx};
 use crate::domain::CourseKey;
 use crate::store::{ClaimedWork, Idle, StoreError};
@@ -25,17 +25,19 @@ const DUE_INDEX: &str = "enrollments_due";
 
 impl SqlStore {
     /// What to claim next: a SKU to look up, or the course whose batch is
-    /// ready — full, or with no request to it in flight (while the rate limit
-    /// is far), or waiting long enough. A lone order goes at once; while a
-    /// course's request is in flight its next learners gather into one batch. The courses are taken
-    /// oldest first, one index probe each: the cost does not grow with the
-    /// backlog.
+    /// ready — full, or with no request to it in flight (while requests are
+    /// not `scarce`: half the rate limit's window spent, from when a steady
+    /// trickle of orders would spend the limit one learner at a time), or
+    /// waiting long enough. A lone order goes at once; while a course's
+    /// request is in flight its next learners gather into one batch. The
+    /// courses are taken oldest first, one index probe each: the cost does
+    /// not grow with the backlog.
     pub(super) async fn next_work(
         &self,
         tx: &mut Tx,
         now: i64,
         batch: usize,
-        rate_limit: u32,
+        scarce: bool,
     ) -> Result<Result<ClaimedWork, Idle>, StoreError> {
         let due = DUE;
         let lookup = sqlx::query(self.sql(&format!(
@@ -54,7 +56,6 @@ impl SqlStore {
         }
 
         let in_flight = self.groups_in_flight(tx, now).await?;
-        let scarce = self.requests_scarce(tx, now, rate_limit).await?;
         let mut passed: Vec<Group> = Vec::new();
         let mut wake: Option<i64> = None;
         while passed.len() < GROUPS_LOOKED_AT {
@@ -96,25 +97,6 @@ impl SqlStore {
         Ok(Err(Idle::NothingDue { next_due_ms: wake }))
     }
 
-    /// Whether half the shared rate limit's window is spent: from then on a
-    /// course's learners gather into full batches (or wait the linger) even
-    /// with no request in flight, so that a steady trickle of orders does not
-    /// spend the limit one learner at a time.
-    async fn requests_scarce(
-        &self,
-        tx: &mut Tx,
-        now: i64,
-        rate_limit: u32,
-    ) -> Result<bool, StoreError> {
-        let used: i64 =
-            sqlx::query(self.sql("SELECT COUNT(*) AS used FROM lms_calls WHERE at > ?"))
-                .bind(now - WINDOW_MS)
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get("used")?;
-        Ok(used * 2 >= i64::from(rate_limit))
-    }
-
     /// The courses (with action and mode) a request is in flight to: read
     /// from the items under a lease, however many wait.
     async fn groups_in_flight(&self, tx: &mut Tx, now: i64) -> Result<Vec<Group>, StoreError> {
@@ -142,31 +124,34 @@ impl SqlStore {
             self.dialect.null_safe_eq()
         )
         .repeat(passed.len());
-        let mut oldest: Option<(Group, i64, i64)> = None;
+        // Each state's oldest in one statement: a probe of the index each.
+        let probe = format!(
+            "SELECT course_key, action, mode, due_at, id FROM enrollments{} \
+             WHERE state = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
+             AND course_key IS NOT NULL{not_passed} ORDER BY due_at, id LIMIT 1",
+            self.dialect.indexed_by(DUE_INDEX)
+        );
+        let probes: Vec<String> = (0..CLAIMABLE_STATES.len())
+            .map(|n| format!("SELECT * FROM ({probe}) oldest_{n}"))
+            .collect();
+        let mut query = sqlx::query(self.sql(&probes.join(" UNION ALL ")));
         for state in CLAIMABLE_STATES {
-            let mut query = sqlx::query(self.sql(&format!(
-                "SELECT course_key, action, mode, due_at, id FROM enrollments{} \
-                 WHERE state = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
-                 AND course_key IS NOT NULL{not_passed} ORDER BY due_at, id LIMIT 1",
-                self.dialect.indexed_by(DUE_INDEX)
-            )))
-            .bind(state)
-            .bind(now)
-            .bind(now);
+            query = query.bind(state).bind(now).bind(now);
             for group in passed {
                 query = query
                     .bind(group.course_key.clone())
                     .bind(group.action.clone())
                     .bind(group.mode.clone());
             }
-            if let Some(row) = query.fetch_optional(&mut **tx).await? {
-                let (due_at, id): (i64, i64) = (row.try_get("due_at")?, row.try_get("id")?);
-                if oldest
-                    .as_ref()
-                    .is_none_or(|(_, d, i)| (due_at, id) < (*d, *i))
-                {
-                    oldest = Some((Group::of_row(&row)?, due_at, id));
-                }
+        }
+        let mut oldest: Option<(Group, i64, i64)> = None;
+        for row in query.fetch_all(&mut **tx).await? {
+            let (due_at, id): (i64, i64) = (row.try_get("due_at")?, row.try_get("id")?);
+            if oldest
+                .as_ref()
+                .is_none_or(|(_, d, i)| (due_at, id) < (*d, *i))
+            {
+                oldest = Some((Group::of_row(&row)?, due_at, id));
             }
         }
         Ok(oldest.map(|(group, due_at, _)| (group, due_at)))

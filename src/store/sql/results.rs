@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::Row;
 
 use super::claims::HELD;
-use super::{clip, id_list, parse, sources_of, text, transaction, value_runs, SqlStore, Tx};
+use super::{clip, id_list, parse, sources_of, text, transaction, value_runs_of, SqlStore, Tx};
 use crate::domain::{Action, EnrollmentState};
 use crate::store::dialect::Dialect;
 use crate::store::{ClaimReport, ItemResult, LmsCondition, StoreError};
@@ -103,7 +103,9 @@ impl SqlStore {
             }
             query.execute(&mut **tx).await?;
         }
-        for attempts in value_runs(&attempts) {
+        // A batch's attempts in few statements: 8 values a row, far below
+        // every database's limit on a statement's values.
+        for attempts in value_runs_of(&attempts, 128) {
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; attempts.len()].join(", ");
             let mut query = sqlx::query(self.sql(&format!(
                 "INSERT INTO attempts (enrollment_id, at, action, http_status, outcome, detail, duration_ms, counted) \
