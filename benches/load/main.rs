@@ -5,6 +5,7 @@
 //! cargo bench --bench load -- [--backend sqlite|postgres|mysql] [--orders N]
 //! cargo bench --bench load -- --only growth --stored N
 
+mod bounded;
 mod client;
 mod fake_lms;
 mod fill;

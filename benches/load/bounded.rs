@@ -1,0 +1,70 @@
+//! How `prune` keeps the database bounded: days of orders go through intake
+//! and the LMS, then the clock moves a day on (the stored times a day back)
+//! and `prune --older-than` runs, as an operator's daily timer would. The
+//! size after each day levels off at the days kept: freed pages are used
+//! again, with no `VACUUM`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sqlx::{AnyConnection, Connection};
+
+use crate::client::intake_run;
+use crate::fake_lms::FakeLms;
+use crate::fill::size;
+use crate::server::{command, Database, Server};
+use crate::Args;
+
+/// Days of orders sent.
+const DAYS: usize = 6;
+/// `prune --older-than`: the last two days are kept.
+const KEPT: &str = "60h";
+const DAY_MS: i64 = 86_400_000;
+
+pub async fn bounded(args: &Args, work: &Path, settings: &[(&str, &str)]) {
+    let lms = FakeLms::start_unthrottled().await;
+    let database = Database::fresh(args, work).await;
+    let orders = args.orders / 2;
+    println!(
+        "  prune: {DAYS} days of {orders} orders, each enrolled, then a day on and `prune --older-than {KEPT}`:"
+    );
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    for day in 0..DAYS {
+        let server = Server::start_with(&database.url, &lms, work, &["serve"], settings).await;
+        let before = lms.enrolled();
+        intake_run(&server, &run, day * 1_000_000, orders, 32, false).await;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while lms.enrolled() < before + orders && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.stop().await;
+        a_day_passes(&database).await;
+        let pruned = command(&database.url, &lms, work, &[])
+            .args(["prune", "--older-than", KEPT])
+            .output()
+            .await
+            .expect("prune runs");
+        assert!(pruned.status.success(), "prune failed: {pruned:?}");
+        let (bytes, count) = size(&database).await;
+        println!(
+            "    day {}: {} orders enrolled; after prune {count} orders kept, {:.1} MiB",
+            day + 1,
+            lms.enrolled() - before,
+            bytes as f64 / 1048576.0
+        );
+    }
+    database.drop().await;
+}
+
+/// Every stored time a day earlier.
+async fn a_day_passes(database: &Database) {
+    let mut conn = AnyConnection::connect(&database.url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    for statement in [
+        format!("UPDATE orders SET created_at = created_at - {DAY_MS}, updated_at = updated_at - {DAY_MS}"),
+        format!("UPDATE requests SET received_at = received_at - {DAY_MS}"),
+    ] {
+        sqlx::query(&statement).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
