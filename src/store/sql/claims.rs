@@ -199,16 +199,15 @@ impl SqlStore {
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
-    /// The LMS requests of the shared window, once the older ones are gone.
+    /// The LMS requests of the shared window. Only read: a claim that ends
+    /// idle writes nothing, and its commit costs no flush to the disk.
     async fn rate_window(&self, tx: &mut Tx, now: i64) -> Result<RateWindow, StoreError> {
-        sqlx::query(self.sql("DELETE FROM lms_calls WHERE at <= ?"))
-            .bind(now - WINDOW_MS)
-            .execute(&mut **tx)
-            .await?;
-        let row =
-            sqlx::query(self.sql("SELECT COUNT(*) AS used, MIN(at) AS oldest FROM lms_calls"))
-                .fetch_one(&mut **tx)
-                .await?;
+        let row = sqlx::query(
+            self.sql("SELECT COUNT(*) AS used, MIN(at) AS oldest FROM lms_calls WHERE at > ?"),
+        )
+        .bind(now - WINDOW_MS)
+        .fetch_one(&mut **tx)
+        .await?;
         Ok(RateWindow {
             used: row.try_get("used")?,
             oldest: row.try_get("oldest")?,
@@ -226,6 +225,10 @@ impl SqlStore {
         if window.used >= i64::from(rate_limit) {
             return Ok(Some(window.oldest.unwrap_or(now) + WINDOW_MS));
         }
+        sqlx::query(self.sql("DELETE FROM lms_calls WHERE at <= ?"))
+            .bind(now - WINDOW_MS)
+            .execute(&mut **tx)
+            .await?;
         sqlx::query(self.sql("INSERT INTO lms_calls (at) VALUES (?)"))
             .bind(now)
             .execute(&mut **tx)
