@@ -188,14 +188,9 @@ impl SqlStore {
 
     pub async fn dashboard(&self) -> Result<Dashboard, StoreError> {
         let enrollments_by_state = self.count_enrollments().await?;
-        let orders_by_state = sqlx::query(
-            self.sql("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state"),
-        )
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(|r| Ok((parse::<OrderState>(&text(r, "state")?)?, r.try_get("n")?)))
-        .collect::<Result<_, StoreError>>()?;
+        let orders_by_state = self
+            .count_by_state("orders", OrderState::ALL, OrderState::as_str)
+            .await?;
         let row = sqlx::query(
             self.sql("SELECT MIN(due_at) AS oldest FROM enrollments WHERE state = 'pending'"),
         )
@@ -332,4 +327,34 @@ fn replays(r: &AnyRow) -> Result<Replays, sqlx::Error> {
         replayed_by: r.try_get("replayed_by")?,
         taken_in_by: r.try_get("taken_in_by")?,
     })
+}
+
+impl SqlStore {
+    /// The rows of `table` in each state that has any, in the order given.
+    /// Each state's count is a range of the state index counted on its own,
+    /// in one statement: read whole and grouped, the index took twice as long.
+    pub(super) async fn count_by_state<S>(
+        &self,
+        table: &str,
+        states: &[S],
+        name: fn(S) -> &'static str,
+    ) -> Result<Vec<(S, i64)>, StoreError>
+    where
+        S: Copy + std::str::FromStr<Err = crate::domain::UnknownValue>,
+    {
+        let counts: Vec<String> = states
+            .iter()
+            .map(|&s| {
+                let s = name(s);
+                format!("SELECT '{s}' AS state, COUNT(*) AS n FROM {table} WHERE state = '{s}'")
+            })
+            .collect();
+        sqlx::query(self.sql(&counts.join(" UNION ALL ")))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|r| Ok((parse::<S>(&text(r, "state")?)?, r.try_get::<i64, _>("n")?)))
+            .filter(|count| !matches!(count, Ok((_, 0))))
+            .collect()
+    }
 }

@@ -215,14 +215,7 @@ impl SqlStore {
     }
 
     pub async fn count_enrollments(&self) -> Result<Vec<(EnrollmentState, i64)>, StoreError> {
-        let rows = sqlx::query(
-            self.sql("SELECT state, COUNT(*) AS n FROM enrollments GROUP BY state ORDER BY state"),
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((text(r, "state").ok()?.parse().ok()?, r.try_get("n").ok()?)))
-            .collect())
+        self.count_by_state("enrollments", EnrollmentState::ALL, EnrollmentState::as_str)
+            .await
     }
 }
