@@ -44,9 +44,9 @@ impl Drop for WriteTurn {
 impl WriteTurns {
     /// Intake's turn: ahead of every other writer still waiting.
     pub async fn intake(self: &Arc<Self>) -> WriteTurn {
-        self.intake_waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting::count(&self.intake_waiting);
         let lock = self.lock.clone().lock_owned().await;
-        self.intake_waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(waiting);
         WriteTurn {
             _lock: lock,
             wrote: Some(self.clone()),
@@ -84,6 +84,22 @@ impl WriteTurns {
 
     fn intake_is_waiting(&self) -> bool {
         self.intake_waiting.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// An intake batch counted as waiting, until it has its turn or gives up.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Waiting<'a> {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -129,6 +145,18 @@ mod tests {
                 .unwrap();
             assert!(next.unwrap().starts_with("worker"));
         }
+    }
+
+    /// An intake batch that stops waiting (its future dropped) no longer
+    /// keeps the others back.
+    #[tokio::test]
+    async fn an_intake_that_stops_waiting_is_no_longer_counted() {
+        let turns = Arc::new(WriteTurns::default());
+        let running = turns.other().await;
+        let gave_up = tokio::time::timeout(Duration::from_millis(1), turns.intake()).await;
+        assert!(gave_up.is_err());
+        assert!(!turns.intake_is_waiting());
+        drop(running);
     }
 
     /// An intake that never pauses still lets another writer in, once it
