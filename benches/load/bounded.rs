@@ -6,13 +6,13 @@
 //! benchmark, a day in seconds, runs at once (`VACUUM`).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::Connection;
 
 use crate::client::intake_run;
 use crate::fake_lms::FakeLms;
-use crate::fill::size;
+use crate::fill::{connect, size};
+use crate::growth::{drain, run_tag};
 use crate::server::{command, Database, Server};
 use crate::Args;
 
@@ -29,15 +29,18 @@ pub async fn bounded(args: &Args, work: &Path, settings: &[(&str, &str)]) {
     println!(
         "  prune: {DAYS} days of {orders} orders, each enrolled, then a day on and `prune --older-than {KEPT}`:"
     );
-    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    let run = run_tag();
     for day in 0..DAYS {
         let server = Server::start_with(&database.url, &lms, work, &["serve"], settings).await;
         let before = lms.enrolled();
         intake_run(&server, &run, day * 1_000_000, orders, 32, false).await;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while lms.enrolled() < before + orders && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Whatever the intake run left waiting.
+        drain(
+            &server,
+            &lms,
+            (before + orders).saturating_sub(lms.enrolled()),
+        )
+        .await;
         server.stop().await;
         a_day_passes(&database).await;
         let pruned = command(&database.url, &lms, work, &[])
@@ -60,7 +63,7 @@ pub async fn bounded(args: &Args, work: &Path, settings: &[(&str, &str)]) {
 
 /// Every stored time a day earlier.
 async fn a_day_passes(database: &Database) {
-    let mut conn = AnyConnection::connect(&database.url).await.unwrap();
+    let mut conn = connect(database).await;
     let mut tx = conn.begin().await.unwrap();
     for statement in [
         format!("UPDATE orders SET created_at = created_at - {DAY_MS}, updated_at = updated_at - {DAY_MS}"),
@@ -75,7 +78,7 @@ async fn a_day_passes(database: &Database) {
 /// rows' space made free for new ones.
 async fn upkeep(database: &Database) {
     if database.kind == "postgres" {
-        let mut conn = AnyConnection::connect(&database.url).await.unwrap();
+        let mut conn = connect(database).await;
         sqlx::raw_sql("VACUUM").execute(&mut conn).await.unwrap();
     }
 }

@@ -141,7 +141,7 @@ async fn count(conn: &mut AnyConnection) -> i64 {
         .unwrap()
 }
 
-async fn connect(database: &Database) -> AnyConnection {
+pub async fn connect(database: &Database) -> AnyConnection {
     sqlx::any::install_default_drivers();
     AnyConnection::connect(&database.url)
         .await

@@ -123,7 +123,7 @@ async fn small_drain(args: &Args, work: &Path) -> f64 {
 
 /// Waits until `learners` more have reached the LMS (or a minute has
 /// passed): learners per second, and server CPU seconds per learner.
-async fn drain(server: &Server, lms: &FakeLms, learners: usize) -> (f64, f64) {
+pub async fn drain(server: &Server, lms: &FakeLms, learners: usize) -> (f64, f64) {
     let (start, cpu, first) = (Instant::now(), server.cpu_seconds(), lms.enrolled());
     let deadline = start + Duration::from_secs(60);
     while lms.enrolled() < first + learners && Instant::now() < deadline {
@@ -145,6 +145,6 @@ async fn start(database: &Database, lms: &FakeLms, work: &Path, workers: bool) -
     Server::start_with(&database.url, lms, work, args, &SETTINGS).await
 }
 
-fn run_tag() -> String {
+pub fn run_tag() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..6].to_owned()
 }
