@@ -25,6 +25,8 @@ pub struct Counts {
     pub enrolled: HashSet<String>,
     /// When each enrollment request arrived.
     pub arrivals: Vec<Instant>,
+    /// How many learners each enrollment request carried.
+    pub sizes: Vec<usize>,
     window: VecDeque<Instant>,
     /// Requests allowed in any window.
     limit: usize,
@@ -114,6 +116,7 @@ async fn bulk_enroll(
         }
         c.requests += 1;
         c.arrivals.push(now);
+        c.sizes.push(identifiers.len());
         if c.window.len() >= c.limit {
             c.throttled += 1;
             let wait = WINDOW

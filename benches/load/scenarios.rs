@@ -61,6 +61,16 @@ pub async fn burst(server: &Server, lms: &FakeLms, orders: usize, kind: &str) {
         counts.throttled,
         counts.enrolled.len() as f64 / counts.requests.max(1) as f64
     );
+    let sizes: Vec<String> = counts
+        .sizes
+        .iter()
+        .zip(&counts.arrivals)
+        .map(|(n, at)| format!("{n}@{}", at.duration_since(start).as_millis()))
+        .collect();
+    println!(
+        "  learners per request @ ms after the first order, in order: {}",
+        sizes.join(" ")
+    );
 }
 
 /// One order at a time into an idle service: from its 200 to the LMS request.

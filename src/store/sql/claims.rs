@@ -79,9 +79,7 @@ impl SqlStore {
         }
 
         let window = self.rate_window(tx, now).await?;
-        // Half the window spent: learners gather into full batches.
-        let scarce = window.used * 2 >= i64::from(rate_limit);
-        let work = match self.next_work(tx, now, batch, scarce).await? {
+        let work = match self.next_work(tx, now, batch, &window, rate_limit).await? {
             Ok(work) => work,
             Err(idle) => return Ok(Err(idle)),
         };
@@ -203,7 +201,7 @@ impl SqlStore {
     /// idle writes nothing, and its commit costs no flush to the disk.
     async fn rate_window(&self, tx: &mut Tx, now: i64) -> Result<RateWindow, StoreError> {
         let row = sqlx::query(
-            self.sql("SELECT COUNT(*) AS used, MIN(at) AS oldest FROM lms_calls WHERE at > ?"),
+            self.sql("SELECT COUNT(*) AS used, MIN(at) AS oldest, MAX(at) AS newest FROM lms_calls WHERE at > ?"),
         )
         .bind(now - WINDOW_MS)
         .fetch_one(&mut **tx)
@@ -211,6 +209,7 @@ impl SqlStore {
         Ok(RateWindow {
             used: row.try_get("used")?,
             oldest: row.try_get("oldest")?,
+            newest: row.try_get("newest")?,
         })
     }
 
@@ -296,7 +295,9 @@ impl SqlStore {
 }
 
 /// The LMS requests made in the last [`WINDOW_MS`], by every process.
-struct RateWindow {
-    used: i64,
+pub(super) struct RateWindow {
+    pub(super) used: i64,
     oldest: Option<i64>,
+    /// When the latest request started.
+    pub(super) newest: Option<i64>,
 }
