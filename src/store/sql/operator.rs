@@ -12,20 +12,25 @@ use crate::store::{AttemptView, OrderView, RequestView, StoreError};
 impl SqlStore {
     pub async fn find_order(&self, order: &str, shop: Option<&str>) -> Result<i64, StoreError> {
         let hashed = format!("#{}", order.trim_start_matches('#'));
+        // The number's search column finds it with or without its '#', in
+        // any case; only the number as given, or with a '#', is taken.
         let rows = sqlx::query(self.sql(
-            "SELECT id, shop FROM orders WHERE (external_id = ? OR number = ? OR number = ?) AND (? IS NULL OR shop = ?)",
+            "SELECT id, shop, external_id, number FROM orders WHERE (external_id = ? OR number_search = ?) \
+             AND (? IS NULL OR shop = ?)",
         ))
         .bind(order.to_owned())
-        .bind(order.to_owned())
-        .bind(hashed)
+        .bind(order.trim_start_matches('#').to_lowercase())
         .bind(shop.map(str::to_owned))
         .bind(shop.map(str::to_owned))
         .fetch_all(&self.reader)
         .await?;
-        let found: Vec<(i64, String)> = rows
-            .iter()
-            .map(|r| Ok((r.try_get("id")?, text(r, "shop")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
+        let mut found: Vec<(i64, String)> = Vec::new();
+        for row in &rows {
+            let number = text(row, "number")?;
+            if text(row, "external_id")? == order || number == order || number == hashed {
+                found.push((row.try_get("id")?, text(row, "shop")?));
+            }
+        }
         match found.as_slice() {
             [(id, _)] => Ok(*id),
             [] => {
