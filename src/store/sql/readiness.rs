@@ -323,6 +323,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_in_flight_to_another_course_makes_the_service_busy() {
+        for _ in 0..20 {
+            let (dir, store, now) = waiting(&[30, 2], None).await;
+            let conn = rusqlite::Connection::open(dir.path().join("ready.sqlite3")).unwrap();
+            conn.execute(
+                "INSERT INTO enrollments (order_id, line_item_id, sku, course_key, email, action, state, due_at, \
+                 claim_token, lease_until, created_at, updated_at) \
+                 VALUES (1, 'other', 'sku', 'course-v1:Org+Other+2026', 'o@example.org', 'enroll', 'pending', ?1, \
+                 'token', ?2, ?1, ?1)",
+                [now - 500, now + 60_000],
+            )
+            .unwrap();
+            let claimed = claim(&store).await;
+            if now_ms() >= now - 2 + super::ARRIVALS_PAUSE_MS {
+                continue;
+            }
+            assert!(
+                matches!(claimed, ClaimResult::Idle(Idle::NothingDue { .. })),
+                "claimed while learners still arrive: {claimed:?}"
+            );
+            return;
+        }
+        panic!(
+            "no claim ran within {} ms of the store's making",
+            super::ARRIVALS_PAUSE_MS
+        );
+    }
+
+    #[tokio::test]
     async fn a_busy_service_sends_a_course_once_its_arrivals_pause_or_its_batch_is_full() {
         let (_dir, store, _) = waiting(&[300, 120], Some(100)).await;
         assert!(matches!(claim(&store).await, ClaimResult::Claimed(c) if c.items.len() == 2));
