@@ -343,6 +343,18 @@ pub(in crate::store) fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(
         .map_err(|e: crate::domain::UnknownValue| StoreError::Invalid(e.to_string()))
 }
 
+/// A migrated store on an SQLite file in `dir`, and a plain connection to
+/// the same file for setting rows up or asking the planner.
+#[cfg(test)]
+pub(super) async fn file_store(dir: &tempfile::TempDir) -> (SqlStore, rusqlite::Connection) {
+    let path = dir.path().join("store.sqlite3");
+    let store = SqlStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (store, rusqlite::Connection::open(&path).unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{clip, id_list, value_runs, value_runs_of};

@@ -19,7 +19,7 @@ impl SqlStore {
              AND (? IS NULL OR shop = ?)",
         ))
         .bind(order.to_owned())
-        .bind(order.trim_start_matches('#').to_lowercase())
+        .bind(self.dialect.lowercase(order).trim_start_matches('#').to_owned())
         .bind(shop.map(str::to_owned))
         .bind(shop.map(str::to_owned))
         .fetch_all(&self.reader)
@@ -222,5 +222,41 @@ impl SqlStore {
     pub async fn count_enrollments(&self) -> Result<Vec<(EnrollmentState, i64)>, StoreError> {
         self.count_by_state("enrollments", EnrollmentState::ALL, EnrollmentState::as_str)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sql::file_store;
+    use crate::store::StoreError;
+
+    /// An order is found by its number as given or with its '#', however
+    /// the database lowers letters for the number's search column.
+    #[tokio::test]
+    async fn an_order_is_found_by_its_number_with_or_without_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, conn) = file_store(&dir).await;
+        for (id, number) in [(1, "#Ä-12"), (2, "#ä-12"), (3, "#1001")] {
+            conn.execute(
+                "INSERT INTO orders (id, platform, shop, external_id, number, paid, cancelled, state, created_at, updated_at) \
+                 VALUES (?1, 'shopify', 'shop.example', ?2, ?3, 1, 0, 'enrolled', 0, 0)",
+                rusqlite::params![id, format!("ext-{id}"), number],
+            )
+            .unwrap();
+        }
+        for (asked, id) in [
+            ("Ä-12", 1),
+            ("#Ä-12", 1),
+            ("ä-12", 2),
+            ("1001", 3),
+            ("#1001", 3),
+            ("ext-2", 2),
+        ] {
+            assert_eq!(store.find_order(asked, None).await.unwrap(), id, "{asked}");
+        }
+        assert!(matches!(
+            store.find_order("1002", None).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 }

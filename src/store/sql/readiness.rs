@@ -238,7 +238,7 @@ impl Group {
 mod tests {
     use std::time::Duration;
 
-    use crate::store::sql::SqlStore;
+    use crate::store::sql::{file_store, SqlStore};
     use crate::store::{now_ms, ClaimResult, Idle};
 
     const COURSE: &str = "course-v1:Org+Burst+2026";
@@ -249,12 +249,7 @@ mod tests {
     /// `called` ms ago, if any; and when "now" was.
     async fn waiting(learners: &[i64], called: Option<i64>) -> (tempfile::TempDir, SqlStore, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ready.sqlite3");
-        let store = SqlStore::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let conn = rusqlite::Connection::open(&path).unwrap();
+        let (store, conn) = file_store(&dir).await;
         let now = now_ms();
         conn.execute(
             "INSERT INTO orders (platform, shop, external_id, number, paid, cancelled, state, created_at, updated_at) \
@@ -326,7 +321,7 @@ mod tests {
     async fn a_request_in_flight_to_another_course_makes_the_service_busy() {
         for _ in 0..20 {
             let (dir, store, now) = waiting(&[30, 2], None).await;
-            let conn = rusqlite::Connection::open(dir.path().join("ready.sqlite3")).unwrap();
+            let conn = rusqlite::Connection::open(dir.path().join("store.sqlite3")).unwrap();
             conn.execute(
                 "INSERT INTO enrollments (order_id, line_item_id, sku, course_key, email, action, state, due_at, \
                  claim_token, lease_until, created_at, updated_at) \

@@ -307,7 +307,7 @@ mod tests {
     use super::result_update;
     use crate::domain::EnrollmentState;
     use crate::store::dialect::Dialect;
-    use crate::store::sql::{id_list, SqlStore};
+    use crate::store::sql::{file_store, id_list};
 
     /// Given a batch's hundred ids beside `state IN (…)`, SQLite's planner
     /// read the whole range of the state index instead: every waiting item,
@@ -315,12 +315,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_of_results_finds_its_items_by_id() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.sqlite3");
-        let store = SqlStore::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let conn = rusqlite::Connection::open(&path).unwrap();
+        let (_store, conn) = file_store(&dir).await;
         for size in [1, 25, 100, 256] {
             let ids: Vec<i64> = (1..=size).collect();
             let (among, _) = id_list(&ids);
