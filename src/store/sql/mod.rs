@@ -343,16 +343,19 @@ pub(in crate::store) fn parse<T: FromStr<Err = crate::domain::UnknownValue>>(
         .map_err(|e: crate::domain::UnknownValue| StoreError::Invalid(e.to_string()))
 }
 
-/// A migrated store on an SQLite file in `dir`, and a plain connection to
-/// the same file for setting rows up or asking the planner.
+/// A migrated store on an SQLite file in a directory of its own (removed
+/// on drop), and a plain connection to the same file for setting rows up or
+/// asking the planner.
 #[cfg(test)]
-pub(super) async fn file_store(dir: &tempfile::TempDir) -> (SqlStore, rusqlite::Connection) {
+pub(super) async fn file_store() -> (tempfile::TempDir, SqlStore, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite3");
     let store = SqlStore::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    (store, rusqlite::Connection::open(&path).unwrap())
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    (dir, store, conn)
 }
 
 #[cfg(test)]

@@ -234,8 +234,7 @@ mod tests {
     /// the database lowers letters for the number's search column.
     #[tokio::test]
     async fn an_order_is_found_by_its_number_with_or_without_its_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, conn) = file_store(&dir).await;
+        let (_dir, store, conn) = file_store().await;
         for (id, number) in [(1, "#Ä-12"), (2, "#ä-12"), (3, "#1001")] {
             conn.execute(
                 "INSERT INTO orders (id, platform, shop, external_id, number, paid, cancelled, state, created_at, updated_at) \

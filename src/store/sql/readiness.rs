@@ -246,10 +246,9 @@ mod tests {
 
     /// A store with learners of one course that arrived (fell due) so many
     /// ms ago, the newest last, and an LMS request (to any course) made
-    /// `called` ms ago, if any; and when "now" was.
-    async fn waiting(learners: &[i64], called: Option<i64>) -> (tempfile::TempDir, SqlStore, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, conn) = file_store(&dir).await;
+    /// `called` ms ago, if any; a connection to its file; and when "now" was.
+    async fn waiting(learners: &[i64], called: Option<i64>) -> Waiting {
+        let (dir, store, conn) = file_store().await;
         let now = now_ms();
         conn.execute(
             "INSERT INTO orders (platform, shop, external_id, number, paid, cancelled, state, created_at, updated_at) \
@@ -269,7 +268,19 @@ mod tests {
             conn.execute("INSERT INTO lms_calls (at) VALUES (?1)", [now - ago])
                 .unwrap();
         }
-        (dir, store, now)
+        Waiting {
+            _dir: dir,
+            store,
+            conn,
+            now,
+        }
+    }
+
+    struct Waiting {
+        _dir: tempfile::TempDir,
+        store: SqlStore,
+        conn: rusqlite::Connection,
+        now: i64,
     }
 
     async fn claim(store: &SqlStore) -> ClaimResult {
@@ -281,11 +292,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_course_goes_at_once_into_an_idle_service() {
-        let (_dir, store, _) = waiting(&[2], None).await;
-        assert!(matches!(claim(&store).await, ClaimResult::Claimed(c) if c.items.len() == 1));
+        let w = waiting(&[2], None).await;
+        assert!(matches!(claim(&w.store).await, ClaimResult::Claimed(c) if c.items.len() == 1));
         // A request made long ago: the same.
-        let (_dir, store, _) = waiting(&[2], Some(5_000)).await;
-        assert!(matches!(claim(&store).await, ClaimResult::Claimed(_)));
+        let w = waiting(&[2], Some(5_000)).await;
+        assert!(matches!(claim(&w.store).await, ClaimResult::Claimed(_)));
     }
 
     #[tokio::test]
@@ -294,9 +305,9 @@ mod tests {
         // arrival was ARRIVALS_PAUSE_MS old: on a machine too busy for that,
         // the store is made again.
         for _ in 0..20 {
-            let (_dir, store, now) = waiting(&[30, 2], Some(100)).await;
-            let newest = now - 2;
-            let claimed = claim(&store).await;
+            let w = waiting(&[30, 2], Some(100)).await;
+            let newest = w.now - 2;
+            let claimed = claim(&w.store).await;
             if now_ms() >= newest + super::ARRIVALS_PAUSE_MS {
                 continue;
             }
@@ -320,18 +331,17 @@ mod tests {
     #[tokio::test]
     async fn a_request_in_flight_to_another_course_makes_the_service_busy() {
         for _ in 0..20 {
-            let (dir, store, now) = waiting(&[30, 2], None).await;
-            let conn = rusqlite::Connection::open(dir.path().join("store.sqlite3")).unwrap();
-            conn.execute(
+            let w = waiting(&[30, 2], None).await;
+            w.conn.execute(
                 "INSERT INTO enrollments (order_id, line_item_id, sku, course_key, email, action, state, due_at, \
                  claim_token, lease_until, created_at, updated_at) \
                  VALUES (1, 'other', 'sku', 'course-v1:Org+Other+2026', 'o@example.org', 'enroll', 'pending', ?1, \
                  'token', ?2, ?1, ?1)",
-                [now - 500, now + 60_000],
+                [w.now - 500, w.now + 60_000],
             )
             .unwrap();
-            let claimed = claim(&store).await;
-            if now_ms() >= now - 2 + super::ARRIVALS_PAUSE_MS {
+            let claimed = claim(&w.store).await;
+            if now_ms() >= w.now - 2 + super::ARRIVALS_PAUSE_MS {
                 continue;
             }
             assert!(
@@ -348,9 +358,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_service_sends_a_course_once_its_arrivals_pause_or_its_batch_is_full() {
-        let (_dir, store, _) = waiting(&[300, 120], Some(100)).await;
-        assert!(matches!(claim(&store).await, ClaimResult::Claimed(c) if c.items.len() == 2));
-        let (_dir, store, _) = waiting(&[5, 4, 3, 2, 1], Some(100)).await;
-        assert!(matches!(claim(&store).await, ClaimResult::Claimed(c) if c.items.len() == BATCH));
+        let w = waiting(&[300, 120], Some(100)).await;
+        assert!(matches!(claim(&w.store).await, ClaimResult::Claimed(c) if c.items.len() == 2));
+        let w = waiting(&[5, 4, 3, 2, 1], Some(100)).await;
+        assert!(matches!(claim(&w.store).await, ClaimResult::Claimed(c) if c.items.len() == BATCH));
     }
 }

@@ -314,8 +314,7 @@ mod tests {
     /// so that a result cost more the longer the backlog.
     #[tokio::test]
     async fn a_batch_of_results_finds_its_items_by_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_store, conn) = file_store(&dir).await;
+        let (_dir, _store, conn) = file_store().await;
         for size in [1, 25, 100, 256] {
             let ids: Vec<i64> = (1..=size).collect();
             let (among, _) = id_list(&ids);
