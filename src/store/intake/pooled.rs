@@ -1,10 +1,12 @@
 //! Intake's statements through sqlx's pool, on any of the three databases.
 
+use std::collections::HashMap;
+
 use sqlx::{Executor, Row};
 
 use super::plan::StoredItem;
 use super::rows::{statements, ItemRow, OrderRow, RequestRow, Value};
-use super::write::{write_batch, IntakeTx};
+use super::write::{create_each, write_batch, Accepted, IntakeTx, WebhookKey};
 use super::writer::Commit;
 use super::{IntakeWrite, Stored};
 use crate::domain::OrderState;
@@ -146,6 +148,31 @@ impl IntakeTx for SqlxIntake<'_> {
         Ok(row.map(|r| r.try_get("order_id")).transpose()?)
     }
 
+    /// A run of webhooks in one statement, one index lookup each.
+    async fn accepted_webhooks(&mut self, keys: &[WebhookKey<'_>]) -> Result<Accepted, StoreError> {
+        let mut accepted = Accepted::new();
+        for keys in value_runs(keys) {
+            let mut query = sqlx::query(self.db.sql(&statements::accepted_webhooks(keys.len())));
+            for key in keys {
+                query = query
+                    .bind(key.0.to_owned())
+                    .bind(key.1.to_owned())
+                    .bind(key.2.to_owned());
+            }
+            for row in query.fetch_all(&mut **self.tx).await? {
+                let k: i64 = row.try_get("k")?;
+                let key = usize::try_from(k)
+                    .ok()
+                    .and_then(|k| keys.get(k))
+                    .ok_or_else(|| StoreError::Invalid(format!("no webhook at place {k}")))?
+                    .owned();
+                let order_id = row.try_get("order_id")?;
+                accepted.entry(key).or_insert(order_id);
+            }
+        }
+        Ok(accepted)
+    }
+
     /// On MySQL one at a time: the ids a multi-row insert takes need not be
     /// consecutive (`innodb_autoinc_lock_mode` 2), and it returns only the first.
     async fn insert_requests(
@@ -176,6 +203,43 @@ impl IntakeTx for SqlxIntake<'_> {
             // One statement takes its ids in the order of its rows.
             run.sort_unstable();
             ids.extend(run);
+        }
+        Ok(ids)
+    }
+
+    /// On MySQL one at a time: it cannot say which rows an `INSERT IGNORE`
+    /// of many created.
+    async fn create_orders(
+        &mut self,
+        now: i64,
+        rows: &[(OrderRow<'_>, OrderState)],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        if self.dialect() == Dialect::MySql {
+            return create_each(self, now, rows).await;
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        for rows in value_runs(rows) {
+            let statement = statements::insert_orders(self.dialect(), rows.len());
+            let mut query = sqlx::query(self.db.sql(&statement));
+            for (row, state) in rows {
+                query = bind(query, &row.insert_values(*state, now));
+            }
+            let mut made = HashMap::new();
+            for r in query.fetch_all(&mut **self.tx).await? {
+                let key = (
+                    text(&r, "platform")?,
+                    text(&r, "shop")?,
+                    text(&r, "external_id")?,
+                );
+                made.insert(key, r.try_get::<i64, _>("id")?);
+            }
+            ids.extend(rows.iter().map(|(row, _)| {
+                made.remove(&(
+                    row.platform.to_owned(),
+                    row.shop.to_owned(),
+                    row.external_id.to_owned(),
+                ))
+            }));
         }
         Ok(ids)
     }

@@ -275,13 +275,41 @@ pub mod statements {
         "SELECT order_id FROM requests WHERE platform = ? AND shop = ? AND webhook_id = ? \
          AND outcome IN ('accepted', 'awaiting_payment') LIMIT 1";
 
+    /// [`ACCEPTED_WEBHOOK`] for `keys` webhooks in one statement, each an
+    /// exact lookup of the index: `k` (the key's place), `order_id`.
+    pub fn accepted_webhooks(keys: usize) -> String {
+        (0..keys)
+            .map(|k| {
+                format!(
+                    "SELECT {k} AS k, order_id FROM requests WHERE platform = ? AND shop = ? AND webhook_id = ? \
+                     AND outcome IN ('accepted', 'awaiting_payment')"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    }
+
     /// Returns the new row's id where the database can (not MySQL).
     pub fn insert_order(dialect: Dialect) -> String {
-        let insert = dialect.insert_or_ignore(
+        insert_orders(dialect, 1)
+    }
+
+    /// `rows` orders in one statement, those that exist left as they are.
+    /// Where the database can (not MySQL), returns the new rows' ids, first,
+    /// with their keys: `id, platform, shop, external_id`.
+    pub fn insert_orders(dialect: Dialect, rows: usize) -> String {
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        let insert = dialect.insert_or_ignore(&format!(
             "INTO orders (platform, shop, external_id, number, buyer_email, paid, cancelled, state, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        returning_id(dialect, insert)
+             VALUES {}",
+            vec![row; rows].join(", ")
+        ));
+        match dialect {
+            Dialect::Postgres | Dialect::Sqlite => {
+                format!("{insert} RETURNING id, platform, shop, external_id")
+            }
+            Dialect::MySql => insert,
+        }
     }
 
     pub fn lock_order(dialect: Dialect) -> String {

@@ -2,6 +2,7 @@
 //! a trusted delivery creates or changes, or the refusal it is stored with.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use super::plan::{self, IntakePolicy, ItemChange};
 use super::rows::{ItemRow, OrderRow, RequestRow};
@@ -20,6 +21,7 @@ pub(super) async fn take<'w, T: IntakeTx>(
     now: i64,
     write: &'w IntakeWrite,
     accepted: &mut Accepted,
+    created: &mut Created,
 ) -> Result<Taking<'w>, StoreError> {
     let request = &write.request;
     let (outcome, row) = match &write.judgement {
@@ -45,7 +47,7 @@ pub(super) async fn take<'w, T: IntakeTx>(
             (outcome, row)
         }
         Judgement::Trusted(verified) => {
-            return take_delivery(tx, now, write, verified, accepted).await
+            return take_delivery(tx, now, write, verified, accepted, created).await
         }
     };
     Ok(Taking {
@@ -84,6 +86,7 @@ async fn take_delivery<'w, T: IntakeTx>(
     write: &'w IntakeWrite,
     verified: &'w Verified,
     accepted: &mut Accepted,
+    created: &mut Created,
 ) -> Result<Taking<'w>, StoreError> {
     let (request, policy) = (&write.request, &write.policy);
     let platform = request.platform.as_str();
@@ -143,7 +146,7 @@ async fn take_delivery<'w, T: IntakeTx>(
         },
         Delivery::Order(order) => {
             let (id, acceptance, new_work, created) =
-                take_order(tx, now, platform, shop, order, policy).await?;
+                take_order(tx, now, platform, shop, order, policy, created).await?;
             created_order = created;
             (acceptance, Some(id), None, new_work)
         }
@@ -171,6 +174,78 @@ async fn take_delivery<'w, T: IntakeTx>(
     })
 }
 
+/// The orders of a batch's deliveries, as their keys name them.
+type OrderKey = (String, String, String);
+
+/// What the batch's first look at an order's key found: `Some(id)` when it
+/// created the order, `None` when the order existed.
+pub(super) type Created = HashMap<OrderKey, Option<i64>>;
+
+/// A new order as a delivery writes it: its row (with the state its items
+/// give it) and its items.
+struct NewOrder<'a> {
+    row: OrderRow<'a>,
+    state: OrderState,
+    changes: Vec<ItemChange>,
+    paid: bool,
+    cancelled: bool,
+}
+
+impl<'a> NewOrder<'a> {
+    fn plan(platform: &'a str, shop: &'a str, order: &'a Order, policy: &IntakePolicy) -> Self {
+        let (paid, cancelled) = plan::merged_flags(None, order);
+        let changes = plan::plan_order(&[], order, paid, cancelled, policy);
+        let planned: Vec<_> = changes.iter().map(|c| c.fields().state).collect();
+        NewOrder {
+            row: OrderRow::new(platform, shop, order, (paid, cancelled)),
+            state: OrderState::derive(cancelled, &planned),
+            changes,
+            paid,
+            cancelled,
+        }
+    }
+}
+
+/// Creates, before the batch's deliveries are taken, the orders they name
+/// first: in few statements where the database has round trips. Only a
+/// batch's first delivery of an order, and one that is not a webhook taken
+/// in before: the order is as that delivery alone would create it, and a
+/// refund ahead of it in the batch still finds no order.
+pub(super) async fn create_orders<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    writes: &[IntakeWrite],
+    accepted: &Accepted,
+) -> Result<Created, StoreError> {
+    let mut seen = HashSet::new();
+    let mut keys = Vec::new();
+    let mut rows = Vec::new();
+    for write in writes {
+        let Judgement::Trusted(verified) = &write.judgement else {
+            continue;
+        };
+        let (platform, shop) = (write.request.platform.as_str(), clip(&verified.shop, 255));
+        let external_id = match &verified.delivery {
+            Delivery::Order(order) => clip(&order.id, 191),
+            Delivery::Refund { order_id, .. } => clip(order_id, 191),
+            Delivery::Ignored { .. } => continue,
+        };
+        let first = seen.insert((platform, shop, external_id));
+        let taken_before =
+            WebhookKey::of(write).is_some_and(|key| accepted.contains_key(&key.owned()));
+        if let (true, false, Delivery::Order(order)) = (first, taken_before, &verified.delivery) {
+            let new = NewOrder::plan(platform, shop, order, &write.policy);
+            keys.push((platform.to_owned(), shop.to_owned(), external_id.to_owned()));
+            rows.push((new.row, new.state));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(Created::new());
+    }
+    let ids = tx.create_orders(now, &rows).await?;
+    Ok(keys.into_iter().zip(ids).collect())
+}
+
 /// Records or updates an order and its items; says whether it brought anything new.
 async fn take_order<T: IntakeTx>(
     tx: &mut T,
@@ -179,24 +254,32 @@ async fn take_order<T: IntakeTx>(
     shop: &str,
     order: &Order,
     policy: &IntakePolicy,
+    created: &mut Created,
 ) -> Result<(i64, Acceptance, bool, bool), StoreError> {
-    // A new order is written whole: its row (with the state its items give
-    // it), its items. Whichever process receives deliveries of one order,
-    // the row's unique key lets one create it; the others find and lock it.
-    let (paid, cancelled) = plan::merged_flags(None, order);
-    let changes = plan::plan_order(&[], order, paid, cancelled, policy);
-    let planned: Vec<_> = changes.iter().map(|c| c.fields().state).collect();
-    let state = OrderState::derive(cancelled, &planned);
-    let row = OrderRow::new(platform, shop, order, (paid, cancelled));
-    if let Some(id) = tx.create_order(now, &row, state).await? {
-        let new_work = apply_changes(tx, now, id, &changes).await?;
-        let acceptance = if policy.require_payment && !paid && !cancelled {
+    // A new order is written whole: its row, its items. Whichever process
+    // receives deliveries of one order, the row's unique key lets one create
+    // it; the others find and lock it.
+    let new = NewOrder::plan(platform, shop, order, policy);
+    let key = (
+        platform.to_owned(),
+        shop.to_owned(),
+        new.row.external_id.to_owned(),
+    );
+    // Later deliveries of the order in this batch find it made.
+    let made = match created.insert(key, None) {
+        Some(made) => made,
+        None => tx.create_order(now, &new.row, new.state).await?,
+    };
+    if let Some(id) = made {
+        let new_work = apply_changes(tx, now, id, &new.changes).await?;
+        let acceptance = if policy.require_payment && !new.paid && !new.cancelled {
             Acceptance::AwaitingPayment
         } else {
             Acceptance::Accepted
         };
         return Ok((id, acceptance, new_work, true));
     }
+    let row = new.row;
 
     let (id, old_paid, old_cancelled) = tx
         .lock_order(platform, shop, row.external_id)

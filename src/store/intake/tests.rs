@@ -243,6 +243,118 @@ async fn a_delivery_the_database_refuses_is_stored_with_its_reason(dialect: Dial
     }
 }
 
+/// A batch creates its new orders together, before its deliveries are taken:
+/// each delivery still finds its own order, a second delivery of one order
+/// finds the order the first made, an order stored before is only found, and
+/// a refund ahead of its order's creation in the batch finds none.
+async fn a_batch_creates_its_orders_as_its_deliveries_would_one_by_one(dialect: Dialect) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = refusing_store(dialect, dir.path()).await;
+    let with_webhook = |mut write: IntakeWrite, id: &str| {
+        if let Judgement::Trusted(verified) = &mut write.judgement {
+            verified.webhook_id = Some(id.into());
+        }
+        write.request.envelope.webhook_id = Some(id.into());
+        write
+    };
+    let before = [
+        with_webhook(order_with_sku("/old", "2", "OLD"), "w2"),
+        with_webhook(order_with_sku("/six", "6", "SIX"), "w6"),
+    ];
+    store.clone().commit(&before).await.unwrap();
+
+    let mut refund = order_with_sku("/refund", "9", "NINE");
+    if let Judgement::Trusted(verified) = &mut refund.judgement {
+        verified.topic = "refunds/create".into();
+        verified.delivery = Delivery::Refund {
+            order_id: "9".into(),
+            line_items: vec!["1".into()],
+        };
+    }
+    let batch = [
+        order_with_sku("/one", "1", "ONE"),
+        // Taken in before by its webhook id, whatever it now says.
+        with_webhook(order_with_sku("/old-again", "2", "CHANGED"), "w2"),
+        refund,
+        order_with_sku("/three", "3", "THREE"),
+        order_with_sku("/one-again", "1", "ONE"),
+        order_with_sku("/nine", "9", "NINE"),
+        with_webhook(order_with_sku("/six-again", "6", "CHANGED"), "w6"),
+    ];
+    let results = store.clone().commit(&batch).await.unwrap();
+    let taken: Vec<_> = results
+        .iter()
+        .map(|r| match r {
+            Ok(Stored {
+                outcome: Outcome::Taken(taken),
+                ..
+            }) => (taken.acceptance, taken.created_order, taken.order_id),
+            other => panic!("not taken: {other:?}"),
+        })
+        .collect();
+    use crate::domain::Acceptance::{Accepted, Duplicate, Ignored};
+    let kinds: Vec<_> = taken.iter().map(|(a, created, _)| (*a, *created)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (Accepted, true),
+            (Duplicate, false),
+            (Ignored, false),
+            (Accepted, true),
+            (Duplicate, false),
+            (Accepted, true),
+            (Duplicate, false),
+        ]
+    );
+    assert_eq!(taken[0].2, taken[4].2);
+    assert_eq!(taken[2].2, None);
+
+    // Each order holds its own item, and the ids given are the orders'.
+    let rows = sqlx::query(
+        "SELECT o.id, o.external_id, e.sku FROM orders o JOIN enrollments e ON e.order_id = o.id ORDER BY o.external_id",
+    )
+    .fetch_all(&store.reader)
+    .await
+    .unwrap();
+    let stored: Vec<(i64, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("id").unwrap(),
+                text(r, "external_id").unwrap(),
+                text(r, "sku").unwrap(),
+            )
+        })
+        .collect();
+    let by_order = |external_id: &str| {
+        let (id, _, sku) = stored.iter().find(|(_, e, _)| e == external_id).unwrap();
+        (Some(*id), sku.as_str())
+    };
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    assert_eq!(by_order("6"), (taken[6].2, "SIX"));
+    assert_eq!(by_order("1"), (taken[0].2, "ONE"));
+    assert_eq!(by_order("2"), (taken[1].2, "OLD"));
+    assert_eq!(by_order("3"), (taken[3].2, "THREE"));
+    assert_eq!(by_order("9"), (taken[5].2, "NINE"));
+}
+
+#[tokio::test]
+async fn a_batch_creates_its_orders_as_its_deliveries_would_one_by_one_sqlite() {
+    a_batch_creates_its_orders_as_its_deliveries_would_one_by_one(Dialect::Sqlite).await;
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL: run with --include-ignored (server: EDX_WEBHOOKS_TEST_POSTGRES)"]
+async fn a_batch_creates_its_orders_as_its_deliveries_would_one_by_one_postgres() {
+    a_batch_creates_its_orders_as_its_deliveries_would_one_by_one(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "MySQL/MariaDB: run with --include-ignored (server: EDX_WEBHOOKS_TEST_MYSQL)"]
+async fn a_batch_creates_its_orders_as_its_deliveries_would_one_by_one_mysql() {
+    a_batch_creates_its_orders_as_its_deliveries_would_one_by_one(Dialect::MySql).await;
+}
+
 #[tokio::test]
 async fn a_delivery_the_database_refuses_is_stored_with_its_reason_sqlite() {
     a_delivery_the_database_refuses_is_stored_with_its_reason(Dialect::Sqlite).await;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::plan::StoredItem;
 use super::rows::{ItemRow, OrderRow, RequestRow};
-use super::take::{take, taken};
+use super::take::{create_orders, take, taken};
 use super::{IntakeWrite, Outcome, Stored};
 use crate::domain::{Acceptance, Judgement, OrderState};
 use crate::store::sql::clip;
@@ -77,6 +77,16 @@ pub trait IntakeTx {
         Ok(accepted)
     }
 
+    /// Inserts the orders that do not exist yet; for each, its id when this
+    /// call created it. Where round trips cost, a few statements for them all.
+    async fn create_orders(
+        &mut self,
+        now: i64,
+        rows: &[(OrderRow<'_>, OrderState)],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        create_each(self, now, rows).await
+    }
+
     /// Inserts the rows; their ids, in their order. Where round trips cost,
     /// a few statements for them all.
     async fn insert_requests(
@@ -90,6 +100,19 @@ pub trait IntakeTx {
         }
         Ok(ids)
     }
+}
+
+/// [`IntakeTx::create_orders`] one statement per order.
+pub(super) async fn create_each<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    now: i64,
+    rows: &[(OrderRow<'_>, OrderState)],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for (row, state) in rows {
+        ids.push(tx.create_order(now, row, *state).await?);
+    }
+    Ok(ids)
 }
 
 /// A webhook as the shop names it: platform, shop, webhook id (cut to its column).
@@ -173,9 +196,10 @@ pub async fn write_batch<T: IntakeTx>(
     if !isolate {
         let keys: Vec<WebhookKey<'_>> = writes.iter().filter_map(WebhookKey::of).collect();
         let mut accepted = tx.accepted_webhooks(&keys).await?;
+        let mut created = create_orders(tx, now, writes, &accepted).await?;
         let mut taking = Vec::with_capacity(writes.len());
         for write in writes {
-            taking.push(take(tx, now, write, &mut accepted).await?);
+            taking.push(take(tx, now, write, &mut accepted, &mut created).await?);
         }
         let stored = insert_requests(tx, now, taking).await?;
         return Ok(stored.into_iter().map(Ok).collect());
@@ -259,7 +283,9 @@ async fn write_alone<T: IntakeTx>(
 ) -> Result<Stored, StoreError> {
     let keys: Vec<WebhookKey<'_>> = WebhookKey::of(write).into_iter().collect();
     let mut accepted = tx.accepted_webhooks(&keys).await?;
-    let taking = take(tx, now, write, &mut accepted).await?;
+    let writes = std::slice::from_ref(write);
+    let mut created = create_orders(tx, now, writes, &accepted).await?;
+    let taking = take(tx, now, write, &mut accepted, &mut created).await?;
     let mut stored = insert_requests(tx, now, vec![taking]).await?;
     Ok(stored.remove(0))
 }
