@@ -145,9 +145,9 @@ async fn take_delivery<'w, T: IntakeTx>(
             }
         },
         Delivery::Order(order) => {
-            let (id, acceptance, new_work, created) =
+            let (id, acceptance, new_work, made) =
                 take_order(tx, now, platform, shop, order, policy, created).await?;
-            created_order = created;
+            created_order = made;
             (acceptance, Some(id), None, new_work)
         }
     };

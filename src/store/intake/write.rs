@@ -65,8 +65,8 @@ pub trait IntakeTx {
     async fn insert_request(&mut self, now: i64, row: &RequestRow<'_>) -> Result<i64, StoreError>;
 
     /// Of these webhooks, the ones a delivery was taken in with before, with
-    /// its order: each one lookup of the index on platform, shop and id (a
-    /// statement for them all was slower on PostgreSQL).
+    /// its order: each one lookup of the index on platform, shop and id.
+    /// Where round trips cost, a few statements for them all.
     async fn accepted_webhooks(&mut self, keys: &[WebhookKey<'_>]) -> Result<Accepted, StoreError> {
         let mut accepted = Accepted::new();
         for key in keys {
@@ -194,14 +194,7 @@ pub async fn write_batch<T: IntakeTx>(
     isolate: bool,
 ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
     if !isolate {
-        let keys: Vec<WebhookKey<'_>> = writes.iter().filter_map(WebhookKey::of).collect();
-        let mut accepted = tx.accepted_webhooks(&keys).await?;
-        let mut created = create_orders(tx, now, writes, &accepted).await?;
-        let mut taking = Vec::with_capacity(writes.len());
-        for write in writes {
-            taking.push(take(tx, now, write, &mut accepted, &mut created).await?);
-        }
-        let stored = insert_requests(tx, now, taking).await?;
+        let stored = take_all(tx, now, writes).await?;
         return Ok(stored.into_iter().map(Ok).collect());
     }
     let mut results = Vec::with_capacity(writes.len());
@@ -281,11 +274,23 @@ async fn write_alone<T: IntakeTx>(
     now: i64,
     write: &IntakeWrite,
 ) -> Result<Stored, StoreError> {
-    let keys: Vec<WebhookKey<'_>> = WebhookKey::of(write).into_iter().collect();
-    let mut accepted = tx.accepted_webhooks(&keys).await?;
-    let writes = std::slice::from_ref(write);
-    let mut created = create_orders(tx, now, writes, &accepted).await?;
-    let taking = take(tx, now, write, &mut accepted, &mut created).await?;
-    let mut stored = insert_requests(tx, now, vec![taking]).await?;
+    let mut stored = take_all(tx, now, std::slice::from_ref(write)).await?;
     Ok(stored.remove(0))
+}
+
+/// Takes the requests in, their rows inserted too: the webhooks they name
+/// looked up and the orders they create made first, for them all at once.
+async fn take_all<T: IntakeTx>(
+    tx: &mut T,
+    now: i64,
+    writes: &[IntakeWrite],
+) -> Result<Vec<Stored>, StoreError> {
+    let keys: Vec<WebhookKey<'_>> = writes.iter().filter_map(WebhookKey::of).collect();
+    let mut accepted = tx.accepted_webhooks(&keys).await?;
+    let mut created = create_orders(tx, now, writes, &accepted).await?;
+    let mut taking = Vec::with_capacity(writes.len());
+    for write in writes {
+        taking.push(take(tx, now, write, &mut accepted, &mut created).await?);
+    }
+    insert_requests(tx, now, taking).await
 }
